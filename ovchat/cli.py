@@ -1,0 +1,81 @@
+"""The `ovchat` command: one sub-command per verb module; errors become one line, exit 2."""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import os
+import sys
+from typing import NoReturn
+
+from .errors import OvchatError
+
+VERBS = {
+    "export": "export a model (HF id, HF dir or .gguf) to OpenVINO IR",
+    "generate": "answer one prompt",
+    "chat": "chat in the terminal",
+    "serve": "OpenAI-compatible HTTP server and web chat page",
+    "bench": "speed against other engines, side by side",
+    "eval": "fidelity of an export against its reference",
+}
+DEBUG_ENV = "OVCHAT_DEBUG"  # set to 1 to see tracebacks
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(prog="ovchat", description="Local chat models on OpenVINO.")
+    parser.add_argument("--version", action="version", version=f"ovchat {_version()}")
+    sub = parser.add_subparsers(dest="verb", metavar="VERB", parser_class=_Parser)
+    for verb, help_text in VERBS.items():
+        module = importlib.import_module(f"ovchat.{verb}")
+        p = sub.add_parser(verb, help=help_text, description=(module.__doc__ or "").strip())
+        module.add_arguments(p)
+        p.set_defaults(_main=module.main)
+    return parser
+
+
+def _version() -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("ovchat")
+    except PackageNotFoundError:
+        return "dev"
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if not args.verb:
+        parser.print_help()
+        return 2
+    try:
+        return int(args._main(args) or 0)
+    except OvchatError as e:
+        if os.environ.get(DEBUG_ENV):
+            raise
+        print(f"ovchat {args.verb}: error: {e}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("", file=sys.stderr)
+        return 130
+    except BrokenPipeError:
+        return 0
+    except Exception as e:  # the boundary: one line, never a traceback unless asked
+        if os.environ.get(DEBUG_ENV):
+            raise
+        msg = " ".join(str(e).split())[:300] or type(e).__name__
+        print(
+            f"ovchat {args.verb}: unexpected error: {type(e).__name__}: {msg} "
+            f"(set {DEBUG_ENV}=1 for the traceback)",
+            file=sys.stderr,
+        )
+        return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

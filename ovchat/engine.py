@@ -1,0 +1,586 @@
+"""The engine: an exported model dir loaded on a device, and one streaming primitive.
+
+`Engine.stream()` yields `Chunk`s: text pieces with running stats, the last one carrying a
+finish reason. Every front end (generate, chat, serve, bench) consumes that generator.
+Nothing here knows about terminals or HTTP.
+
+Two schedulers sit behind the same primitive:
+- "pipeline": openvino-genai's LLMPipeline, one request at a time (lowest latency);
+- "batching": openvino-genai's ContinuousBatchingPipeline with prefix caching, for many
+  concurrent requests (the server).
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+import queue
+import threading
+import time
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any, Literal
+
+from .errors import ContextLengthError, DeviceError, InvalidModelError, OptionError
+from .paths import compiled_cache_dir
+
+DEFAULT_DEVICE = "CPU"
+DEFAULT_MAX_NEW_TOKENS = 1024  # as in the seed
+DEFAULT_CONTEXT_LENGTH = 2048  # when the config names none
+# The seed's properties, with a model cache so the second load skips compilation.
+DEFAULT_PROPERTIES: dict[str, str] = {"PERFORMANCE_HINT": "LATENCY", "NUM_STREAMS": "1"}
+META_DEVICES = ("AUTO", "HETERO", "MULTI", "BATCH")
+REQUIRED_FILES = (
+    "openvino_model.xml",
+    "openvino_model.bin",
+    "openvino_tokenizer.xml",
+    "openvino_detokenizer.xml",
+)
+DEFAULT_KV_CACHE_GB = 2.0  # batching: KV-cache pool shared by all requests
+DEFAULT_MAX_NUM_SEQS = 32  # batching: sequences decoded in one step
+
+Messages = Sequence[Mapping[str, str]]
+FinishReason = Literal["stop", "length", "cancelled"]
+Backend = Literal["pipeline", "batching"]
+
+
+@dataclass(frozen=True)
+class GenerationOptions:
+    """Sampling and stopping. `None` means the model's own generation_config default."""
+
+    max_new_tokens: int = DEFAULT_MAX_NEW_TOKENS
+    temperature: float | None = None
+    top_p: float | None = None
+    top_k: int | None = None
+    repetition_penalty: float | None = None
+    seed: int | None = None
+    stop: tuple[str, ...] = ()
+
+    def validate(self) -> GenerationOptions:
+        if self.max_new_tokens < 1:
+            raise OptionError(f"max_new_tokens must be at least 1, got {self.max_new_tokens}")
+        if self.temperature is not None and not 0.0 <= self.temperature <= 100.0:
+            raise OptionError(f"temperature must be between 0 and 100, got {self.temperature}")
+        if self.top_p is not None and not 0.0 < self.top_p <= 1.0:
+            raise OptionError(f"top_p must be in (0, 1], got {self.top_p}")
+        if self.top_k is not None and self.top_k < 0:
+            raise OptionError(f"top_k must be 0 (off) or positive, got {self.top_k}")
+        if self.repetition_penalty is not None and self.repetition_penalty <= 0:
+            raise OptionError(f"repetition_penalty must be positive, got {self.repetition_penalty}")
+        if self.seed is not None and self.seed < 0:
+            raise OptionError(f"seed must be non-negative, got {self.seed}")
+        if any(not s for s in self.stop):
+            raise OptionError("stop strings must not be empty")
+        return self
+
+
+@dataclass(frozen=True)
+class Chunk:
+    """One piece of a streamed answer, with the stats so far.
+
+    `ttft` and `tokens_per_second` are seconds and decode tokens/s (after the first token);
+    `finish_reason` is set on the last chunk only.
+    """
+
+    text: str
+    prompt_tokens: int
+    generated_tokens: int
+    ttft: float | None = None
+    tokens_per_second: float | None = None
+    finish_reason: FinishReason | None = None
+
+
+@dataclass(frozen=True)
+class Completion:
+    """A whole answer: its text and the final stats."""
+
+    text: str
+    prompt_tokens: int
+    generated_tokens: int
+    ttft: float | None
+    tokens_per_second: float | None
+    finish_reason: FinishReason
+    total_seconds: float = 0.0
+
+
+@dataclass(frozen=True)
+class ModelInfo:
+    path: Path
+    name: str
+    context_length: int
+    manifest: dict[str, Any] = field(default_factory=dict)
+
+
+def check_model_dir(path: str | Path) -> Path:
+    """Raise InvalidModelError unless `path` holds an exported model; return it resolved."""
+    p = Path(path).expanduser()
+    if not p.exists():
+        raise InvalidModelError(f"model directory {p} does not exist", "check the path")
+    if not p.is_dir():
+        raise InvalidModelError(
+            f"{p} is not a directory", "export it first: ovchat export MODEL OUTPUT_DIR"
+        )
+    missing = [f for f in REQUIRED_FILES if not (p / f).is_file()]
+    if missing:
+        raise InvalidModelError(
+            f"{p} is not an exported model (missing {', '.join(missing)})",
+            f"export it first: ovchat export MODEL {p} --force",
+        )
+    return p.resolve()
+
+
+def read_model_info(path: Path) -> ModelInfo:
+    manifest: dict[str, Any] = {}
+    if (path / "ovchat.json").is_file():
+        try:
+            manifest = json.loads((path / "ovchat.json").read_text())
+        except json.JSONDecodeError as e:
+            raise InvalidModelError(f"{path / 'ovchat.json'} is corrupted: {e}", "re-export") from e
+    ctx = DEFAULT_CONTEXT_LENGTH
+    if (path / "config.json").is_file():
+        try:
+            cfg = json.loads((path / "config.json").read_text())
+        except json.JSONDecodeError as e:
+            raise InvalidModelError(f"{path / 'config.json'} is corrupted: {e}", "re-export") from e
+        for key in ("max_position_embeddings", "n_positions", "max_sequence_length"):
+            if isinstance(cfg.get(key), int):
+                ctx = cfg[key]
+                break
+    name = str(manifest.get("name") or path.name)
+    return ModelInfo(path=path, name=name, context_length=ctx, manifest=manifest)
+
+
+def available_devices() -> list[str]:
+    import openvino as ov
+
+    return list(ov.Core().available_devices)
+
+
+def check_device(device: str) -> str:
+    """Accept CPU, GPU, GPU.0, NPU, AUTO, ... only when present; else name those that are."""
+    device = device.strip().upper()
+    if not device:
+        raise OptionError("device must not be empty")
+    if device.split(":")[0] in META_DEVICES:
+        return device
+    present = available_devices()
+    if device in present or any(d.split(".")[0] == device for d in present):
+        return device
+    raise DeviceError(
+        f"device {device!r} is not present on this machine",
+        f"available: {', '.join(present) or 'none'}; use --device "
+        + (present[0] if present else "CPU"),
+    )
+
+
+def _ov_tensor(ids: Sequence[int]) -> Any:
+    import numpy as np
+    import openvino as ov
+
+    return ov.Tensor(np.asarray([list(ids)], dtype=np.int64))
+
+
+class Engine:
+    """A model loaded once; `stream()` may be called many times (concurrently with batching)."""
+
+    def __init__(
+        self,
+        model_dir: str | Path,
+        device: str = DEFAULT_DEVICE,
+        properties: Mapping[str, Any] | None = None,
+        backend: Backend = "pipeline",
+        kv_cache_gb: float = DEFAULT_KV_CACHE_GB,
+        max_num_seqs: int = DEFAULT_MAX_NUM_SEQS,
+    ) -> None:
+        import openvino_genai as ov_genai
+
+        self.path = check_model_dir(model_dir)
+        self.info = read_model_info(self.path)
+        self.device = check_device(device)
+        self.backend: Backend = backend
+        props: dict[str, Any] = dict(DEFAULT_PROPERTIES)
+        props["CACHE_DIR"] = str(compiled_cache_dir())
+        props.update({k: v for k, v in (properties or {}).items()})
+        if props.get("CACHE_DIR") in ("", None):
+            props.pop("CACHE_DIR", None)  # the seed's CACHE_DIR="" means no cache
+        else:
+            Path(props["CACHE_DIR"]).mkdir(parents=True, exist_ok=True)
+        self.properties = props
+        t0 = time.perf_counter()
+        try:
+            if backend == "pipeline":
+                self._pipe: Any = ov_genai.LLMPipeline(str(self.path), self.device, **props)
+                self.tokenizer = self._pipe.get_tokenizer()
+                self._default_config = self._pipe.get_generation_config()
+            elif backend == "batching":
+                sched = ov_genai.SchedulerConfig()
+                sched.enable_prefix_caching = True
+                sched.cache_size = max(1, round(kv_cache_gb))
+                sched.max_num_seqs = max_num_seqs
+                sched.dynamic_split_fuse = True
+                self._pipe = ov_genai.ContinuousBatchingPipeline(
+                    str(self.path), sched, self.device, props
+                )
+                self.tokenizer = self._pipe.get_tokenizer()
+                self._default_config = self._pipe.get_config()
+            else:
+                raise OptionError(f"unknown backend {backend!r}", "use 'pipeline' or 'batching'")
+        except RuntimeError as e:
+            first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+            raise InvalidModelError(
+                f"OpenVINO could not load {self.path}: {first[:300]}",
+                "the export may be corrupted or incomplete; re-run "
+                f"ovchat export ... {self.path} --force",
+            ) from e
+        self.load_seconds = time.perf_counter() - t0
+        self._lock = threading.Lock()  # LLMPipeline runs one request at a time
+        self._ids = itertools.count()
+        self._loop: _StepLoop | None = _StepLoop(self._pipe) if backend == "batching" else None
+
+    # -- prompts ---------------------------------------------------------------------------
+    @property
+    def has_chat_template(self) -> bool:
+        return bool(getattr(self.tokenizer, "chat_template", ""))
+
+    def render(self, messages: Messages) -> str:
+        """The model's own chat template applied to `messages`, ready for the answer."""
+        for m in messages:
+            if not isinstance(m, Mapping) or "role" not in m or "content" not in m:
+                raise OptionError("each message needs a 'role' and a 'content'")
+        if not self.has_chat_template:
+            # A base model (no template): plain "role: content" lines, the answer after.
+            lines = [f"{m['role']}: {m['content']}" for m in messages]
+            return "\n".join([*lines, "assistant:"])
+        return str(self.tokenizer.apply_chat_template([dict(m) for m in messages], True))
+
+    def encode(self, text: str) -> list[int]:
+        ids = self.tokenizer.encode(text, add_special_tokens=False).input_ids.data
+        return [int(i) for i in ids[0]]
+
+    def prompt_ids(self, prompt: str | Messages) -> list[int]:
+        text = prompt if isinstance(prompt, str) else self.render(prompt)
+        return self.encode(text)
+
+    # -- the primitive ---------------------------------------------------------------------
+    def stream(
+        self,
+        prompt: str | Messages,
+        options: GenerationOptions | None = None,
+        cancel: threading.Event | None = None,
+    ) -> Iterator[Chunk]:
+        """Stream an answer. A str is sent as is (raw); a message list goes through the template.
+
+        Closing the generator early (or setting `cancel`) stops generation and frees its memory.
+        """
+        options = (options or GenerationOptions()).validate()
+        ids = self.prompt_ids(prompt)
+        n_prompt = len(ids)
+        room = self.info.context_length - n_prompt
+        if room < 1:
+            raise ContextLengthError(
+                f"the prompt is {n_prompt} tokens; the model's context window is "
+                f"{self.info.context_length}",
+                "shorten the prompt or the conversation",
+            )
+        if options.max_new_tokens > room:
+            options = replace(options, max_new_tokens=room)  # answer until the window is full
+        config = self._config(options)
+        cancel = cancel or threading.Event()
+        if self._loop is not None:
+            yield from self._stream_batching(ids, config, options, cancel)
+        else:
+            yield from self._stream_pipeline(ids, config, options, cancel)
+
+    def generate(
+        self, prompt: str | Messages, options: GenerationOptions | None = None
+    ) -> Completion:
+        """The whole answer at once (consumes `stream`)."""
+        t0 = time.perf_counter()
+        parts: list[str] = []
+        last: Chunk | None = None
+        for c in self.stream(prompt, options):
+            parts.append(c.text)
+            last = c
+        assert last is not None and last.finish_reason is not None
+        return Completion(
+            text="".join(parts),
+            prompt_tokens=last.prompt_tokens,
+            generated_tokens=last.generated_tokens,
+            ttft=last.ttft,
+            tokens_per_second=last.tokens_per_second,
+            finish_reason=last.finish_reason,
+            total_seconds=time.perf_counter() - t0,
+        )
+
+    def close(self) -> None:
+        if self._loop is not None:
+            self._loop.stop()
+            self._loop = None
+
+    # -- internals -------------------------------------------------------------------------
+    def _config(self, o: GenerationOptions) -> Any:
+        # A fresh copy of the model's own generation_config each time.
+        cfg = (
+            self._pipe.get_generation_config()
+            if self.backend == "pipeline"
+            else self._pipe.get_config()
+        )
+        cfg.max_new_tokens = o.max_new_tokens
+        cfg.apply_chat_template = False  # the prompt is already rendered
+        if o.temperature is not None:
+            cfg.temperature = o.temperature
+            cfg.do_sample = o.temperature > 0
+        if o.top_p is not None:
+            cfg.top_p = o.top_p
+        if o.top_k is not None:
+            cfg.top_k = o.top_k if o.top_k > 0 else 2**31 - 1
+        if o.repetition_penalty is not None:
+            cfg.repetition_penalty = o.repetition_penalty
+        if o.seed is not None:
+            cfg.rng_seed = o.seed
+        if o.stop:
+            cfg.stop_strings = set(o.stop)
+            cfg.include_stop_str_in_output = False
+        return cfg
+
+    def _stream_pipeline(
+        self, ids: list[int], config: Any, options: GenerationOptions, cancel: threading.Event
+    ) -> Iterator[Chunk]:
+        q: queue.Queue[tuple[str, Any]] = queue.Queue()
+        counter = _Counter(self.tokenizer, q, cancel)
+        box: dict[str, Any] = {}
+
+        def work() -> None:
+            try:
+                with self._lock:
+                    counter.start = time.perf_counter()
+                    self._pipe.generate(_tokenized(ids), config, counter.base)
+            except BaseException as e:
+                box["error"] = e
+            finally:
+                q.put(("end", None))
+
+        thread = threading.Thread(target=work, name="ovchat-generate", daemon=True)
+        thread.start()
+        try:
+            yield from _drain(q, counter, len(ids), options, cancel, box)
+        finally:
+            cancel.set()
+            thread.join()
+
+    def _stream_batching(
+        self, ids: list[int], config: Any, options: GenerationOptions, cancel: threading.Event
+    ) -> Iterator[Chunk]:
+        assert self._loop is not None
+        q: queue.Queue[tuple[str, Any]] = queue.Queue()
+        counter = _Counter(self.tokenizer, q, cancel)
+        counter.start = time.perf_counter()
+        box: dict[str, Any] = {}
+        handle = self._loop.submit(next(self._ids), _ov_tensor(ids), config, counter, q, box)
+        try:
+            yield from _drain(q, counter, len(ids), options, cancel, box)
+        finally:
+            cancel.set()
+            self._loop.release(handle)
+
+
+def _tokenized(ids: Sequence[int]) -> Any:
+    import numpy as np
+    import openvino as ov
+    import openvino_genai as ov_genai
+
+    t = ov.Tensor(np.asarray([list(ids)], dtype=np.int64))
+    mask = ov.Tensor(np.ones((1, len(ids)), dtype=np.int64))
+    return ov_genai.TokenizedInputs(t, mask)
+
+
+def _streamer_base() -> type:
+    import openvino_genai as ov_genai
+
+    return ov_genai.StreamerBase
+
+
+class _Counter:
+    """Counts tokens and turns them into text with genai's own incremental TextStreamer.
+
+    Written by hand only because genai's text streamer reports text, not token counts.
+    """
+
+    def __init__(self, tokenizer: Any, q: queue.Queue[tuple[str, Any]], cancel: threading.Event):
+        import openvino_genai as ov_genai
+
+        self.q = q
+        self.cancel = cancel
+        self.tokens = 0
+        self.start = 0.0
+        self.first: float | None = None
+        self.last = 0.0
+        self._status = ov_genai.StreamingStatus
+        self._text = ov_genai.TextStreamer(tokenizer, self._on_text)
+        self.base = _make_base(self)  # what LLMPipeline is handed
+
+    def _on_text(self, text: str) -> Any:
+        if text:
+            self.q.put(("text", text))
+        return self._status.RUNNING
+
+    def write(self, token: int | list[int]) -> Any:
+        toks = [token] if isinstance(token, int) else list(token)
+        now = time.perf_counter()
+        if self.first is None and toks:
+            self.first = now
+        self.tokens += len(toks)
+        self.last = now
+        self._text.write(toks)
+        return self._status.CANCEL if self.cancel.is_set() else self._status.RUNNING
+
+    def end(self) -> None:
+        self._text.end()
+
+
+def _make_base(owner: _Counter) -> Any:
+    base = _streamer_base()
+
+    class _Adapter(base):  # type: ignore[misc, valid-type]
+        def write(self, token: Any) -> Any:
+            return owner.write(token)
+
+        def end(self) -> None:
+            owner.end()
+
+    return _Adapter()
+
+
+def _drain(
+    q: queue.Queue[tuple[str, Any]],
+    counter: _Counter,
+    n_prompt: int,
+    options: GenerationOptions,
+    cancel: threading.Event,
+    box: dict[str, Any],
+) -> Iterator[Chunk]:
+    """Turn the queue a worker fills into Chunks; the last one carries the finish reason."""
+
+    def stats() -> tuple[float | None, float | None]:
+        ttft = counter.first - counter.start if counter.first is not None else None
+        tps = None
+        if counter.first is not None and counter.tokens > 1 and counter.last > counter.first:
+            tps = (counter.tokens - 1) / (counter.last - counter.first)
+        return ttft, tps
+
+    while True:
+        kind, payload = q.get()
+        if kind == "text":
+            ttft, tps = stats()
+            yield Chunk(payload, n_prompt, counter.tokens, ttft, tps)
+        elif kind == "end":
+            break
+    if "error" in box:
+        raise box["error"]
+    ttft, tps = stats()
+    if cancel.is_set():
+        reason: FinishReason = "cancelled"
+    elif box.get("finish") == "length" or counter.tokens >= options.max_new_tokens:
+        reason = "length"
+    else:
+        reason = "stop"
+    yield Chunk("", n_prompt, counter.tokens, ttft, tps, reason)
+
+
+class _StepLoop:
+    """Drives ContinuousBatchingPipeline.step() in one thread for all requests.
+
+    Hand-written because genai's Python API leaves the step loop to the caller (as OVMS does).
+    """
+
+    def __init__(self, pipe: Any) -> None:
+        self.pipe = pipe
+        self._cv = threading.Condition()
+        self._active: dict[
+            int, tuple[Any, _Counter, queue.Queue[tuple[str, Any]], dict[str, Any]]
+        ] = {}
+        self._new: list[
+            tuple[int, Any, Any, _Counter, queue.Queue[tuple[str, Any]], dict[str, Any]]
+        ] = []
+        self._stopped = False
+        self._thread = threading.Thread(target=self._run, name="ovchat-steps", daemon=True)
+        self._thread.start()
+
+    @property
+    def running(self) -> int:
+        return len(self._active)
+
+    def submit(
+        self,
+        rid: int,
+        ids: Any,
+        config: Any,
+        counter: _Counter,
+        q: queue.Queue[tuple[str, Any]],
+        box: dict[str, Any],
+    ) -> int:
+        with self._cv:
+            self._new.append((rid, ids, config, counter, q, box))
+            self._cv.notify()
+        return rid
+
+    def release(self, rid: int) -> None:
+        """Consumer went away: the step thread cancels the request if still running."""
+        with self._cv:
+            self._cv.notify()
+
+    def stop(self) -> None:
+        with self._cv:
+            self._stopped = True
+            self._cv.notify()
+        self._thread.join(timeout=30)
+
+    def _run(self) -> None:
+        import openvino_genai as ov_genai
+
+        finished = {ov_genai.GenerationStatus.FINISHED}
+        while True:
+            with self._cv:
+                while not self._stopped and not self._new and not self._active:
+                    self._cv.wait()
+                if self._stopped:
+                    for _, (_, _, q, _) in self._active.items():
+                        q.put(("end", None))
+                    return
+                new, self._new = self._new, []
+            for rid, ids, config, counter, q, box in new:
+                try:
+                    handle = self.pipe.add_request(rid, ids, config)
+                except Exception as e:
+                    box["error"] = e
+                    q.put(("end", None))
+                    continue
+                self._active[rid] = (handle, counter, q, box)
+            try:
+                if self.pipe.has_non_finished_requests():
+                    self.pipe.step()
+            except Exception as e:
+                for _, _, q, box in self._active.values():
+                    box["error"] = e
+                    q.put(("end", None))
+                self._active.clear()
+                continue
+            for rid in list(self._active):
+                handle, counter, q, box = self._active[rid]
+                if counter.cancel.is_set():
+                    handle.cancel()  # frees its KV-cache blocks
+                    del self._active[rid]
+                    q.put(("end", None))
+                    continue
+                if handle.can_read():
+                    for out in handle.read().values():
+                        if out.generated_ids:
+                            counter.write(list(out.generated_ids))
+                        if out.finish_reason == ov_genai.GenerationFinishReason.LENGTH:
+                            box["finish"] = "length"
+                status = handle.get_status()
+                if status in finished or status != ov_genai.GenerationStatus.RUNNING:
+                    counter.end()
+                    del self._active[rid]
+                    q.put(("end", None))

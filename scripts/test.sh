@@ -1,0 +1,11 @@
+#!/usr/bin/env bash
+# Set everything up from scratch (idempotent), then lint, type-check and run the test suite.
+# Extra arguments go to pytest, e.g. scripts/test.sh -m "not real" -x
+set -euo pipefail
+cd "$(dirname "$0")/.."
+bash scripts/setup.sh --browser
+PY=.venv/bin/python
+"$PY" -m ruff check ovchat tests benchmarks
+"$PY" -m ruff format --check ovchat tests benchmarks
+"$PY" -m mypy ovchat
+exec "$PY" -m pytest -q -p no:cacheprovider "$@"

@@ -1,0 +1,144 @@
+"""The engine's streaming primitive on tiny models: chunks, stats, options, cancel, errors."""
+
+from __future__ import annotations
+
+import threading
+
+import pytest
+
+from ovchat.engine import Engine, GenerationOptions, check_device
+from ovchat.errors import ContextLengthError, DeviceError, InvalidModelError, OptionError
+
+USER = [{"role": "user", "content": "What does the class statement do?"}]
+
+
+@pytest.fixture(scope="module", params=["pipeline", "batching"])
+def engine(request, tiny_llama):
+    e = Engine(tiny_llama, backend=request.param)
+    yield e
+    e.close()
+
+
+def test_stream_yields_chunks_then_finish(engine):
+    chunks = list(engine.stream(USER, GenerationOptions(max_new_tokens=12, temperature=0)))
+    assert chunks[-1].finish_reason in ("stop", "length")
+    assert all(c.finish_reason is None for c in chunks[:-1])
+    last = chunks[-1]
+    assert last.prompt_tokens == len(engine.prompt_ids(USER))
+    assert 1 <= last.generated_tokens <= 12
+    assert last.ttft is not None and last.ttft > 0
+    text = "".join(c.text for c in chunks)
+    # counts are consistent with the text: re-encoding gives back about as many tokens
+    assert text and abs(len(engine.encode(text)) - last.generated_tokens) <= 2
+
+
+def test_max_new_tokens_gives_length(engine):
+    c = engine.generate(USER, GenerationOptions(max_new_tokens=5, temperature=0))
+    # random tiny weights practically never emit the end token within 5 tokens
+    assert c.generated_tokens == 5 and c.finish_reason == "length"
+    assert c.tokens_per_second and c.tokens_per_second > 0
+
+
+def test_greedy_is_deterministic_and_same_across_backends(tiny_llama, engine):
+    o = GenerationOptions(max_new_tokens=16, temperature=0)
+    a = engine.generate(USER, o).text
+    b = engine.generate(USER, o).text
+    assert a == b
+    other = Engine(tiny_llama, backend="batching" if engine.backend == "pipeline" else "pipeline")
+    try:
+        assert other.generate(USER, o).text == a
+    finally:
+        other.close()
+
+
+def test_seeded_sampling_repeats(engine):
+    o = GenerationOptions(max_new_tokens=16, temperature=1.0, top_k=50, seed=7)
+    assert engine.generate(USER, o).text == engine.generate(USER, o).text
+
+
+def test_stop_string(engine):
+    full = engine.generate(USER, GenerationOptions(max_new_tokens=24, temperature=0)).text
+    words = full.split()
+    assert len(words) >= 3
+    stop = words[1]
+    cut = engine.generate(USER, GenerationOptions(max_new_tokens=24, temperature=0, stop=(stop,)))
+    assert stop not in cut.text
+    assert cut.finish_reason == "stop"
+    assert full.startswith(cut.text.rstrip()) or cut.text.strip() in full
+
+
+def test_close_generator_cancels(engine):
+    gen = engine.stream(USER, GenerationOptions(max_new_tokens=200, temperature=0))
+    next(gen)
+    gen.close()  # must return promptly, and the engine must still work afterwards
+    assert engine.generate(USER, GenerationOptions(max_new_tokens=3)).generated_tokens == 3
+
+
+def test_cancel_event(engine):
+    ev = threading.Event()
+    chunks = []
+    for c in engine.stream(USER, GenerationOptions(max_new_tokens=200, temperature=0), ev):
+        chunks.append(c)
+        if len(chunks) == 2:
+            ev.set()
+    assert chunks[-1].finish_reason == "cancelled"
+    assert chunks[-1].generated_tokens < 200
+
+
+def test_prompt_longer_than_context(engine):
+    long = "word " * 2000
+    with pytest.raises(ContextLengthError, match="context window"):
+        list(engine.stream(long))
+
+
+def test_answer_budget_clamped_to_context(engine):
+    ids = engine.encode("word " * 100)
+    room = engine.info.context_length - len(ids)
+    c = engine.generate("word " * 100, GenerationOptions(max_new_tokens=10_000, temperature=0))
+    assert c.generated_tokens <= room and c.finish_reason in ("length", "stop")
+
+
+def test_chat_template_is_the_models(tiny_phi3):
+    e = Engine(tiny_phi3)
+    text = e.render([{"role": "system", "content": "S"}, {"role": "user", "content": "U"}])
+    assert text == "<|system|>\nS<|end|>\n<|user|>\nU<|end|>\n<|assistant|>\n"
+
+
+@pytest.mark.parametrize(
+    "bad",
+    [
+        dict(max_new_tokens=0),
+        dict(temperature=-1),
+        dict(top_p=0),
+        dict(top_p=1.5),
+        dict(top_k=-2),
+        dict(repetition_penalty=0),
+        dict(seed=-1),
+        dict(stop=("",)),
+    ],
+)
+def test_bad_options(bad):
+    with pytest.raises(OptionError):
+        GenerationOptions(**bad).validate()
+
+
+def test_unknown_device_names_present_ones():
+    with pytest.raises(DeviceError, match=r"available: .*CPU"):
+        check_device("NPU.7")
+    assert check_device("cpu") == "CPU"
+    assert check_device("AUTO") == "AUTO"
+
+
+def test_missing_and_corrupted_dirs(tmp_path, tiny_llama):
+    with pytest.raises(InvalidModelError, match="does not exist"):
+        Engine(tmp_path / "nope")
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(InvalidModelError, match=r"missing openvino_model\.xml"):
+        Engine(tmp_path / "empty")
+    import shutil
+
+    broken = tmp_path / "broken"
+    shutil.copytree(tiny_llama, broken)
+    (broken / "openvino_model.xml").write_text("<net><layers>truncated")
+    with pytest.raises(InvalidModelError, match="could not load"):
+        Engine(broken, properties={"CACHE_DIR": ""})

@@ -1,0 +1,98 @@
+"""The real default model (SmolLM2-135M-Instruct, int4): the seed's question end to end."""
+
+from __future__ import annotations
+
+import json
+import re
+import time
+
+import pytest
+from conftest import run_cli
+
+from ovchat.engine import Engine, GenerationOptions
+
+pytestmark = pytest.mark.real
+
+SEED_QUESTION = "can you introduce yourself?"
+
+
+def test_default_model_prepared_with_fallback(smollm2):
+    m = json.loads((smollm2 / "ovchat.json").read_text())
+    assert m["source"]["kind"] == "gguf"
+    asked = m["recipe"]["asked"]
+    assert (asked["weight_format"], asked["group_size"], asked["ratio"], asked["sym"]) == (
+        "int4", 128, 0.6, True,
+    )  # fmt: skip
+    assert asked["group_size_fallback"] == "adjust"
+    sizes = m["recipe"]["applied"]["int4_group_sizes"]
+    assert "128" in sizes and any(k != "128" for k in sizes)  # 576-wide layers were adjusted
+
+
+def test_default_model_reused(smollm2):
+    from ovchat.models import resolve
+
+    before = (smollm2 / "ovchat.json").stat().st_mtime_ns
+    t0 = time.perf_counter()
+    assert resolve(None) == smollm2
+    assert time.perf_counter() - t0 < 5
+    assert (smollm2 / "ovchat.json").stat().st_mtime_ns == before
+
+
+def test_seed_question_via_cli(smollm2):
+    r = run_cli("generate", SEED_QUESTION, "--json", "-t", "0", "-n", "200")
+    assert r.returncode == 0, r.stderr
+    out = json.loads(r.stdout)
+    text = out["text"]
+    assert len(text.split()) >= 5
+    assert "Ġ" not in text and "Ċ" not in text and "<|im_end|>" not in text
+    ascii_letters = sum(ch.isascii() and ch.isalpha() for ch in text)
+    assert ascii_letters / max(1, sum(ch.isalpha() for ch in text)) > 0.95  # English
+    assert re.search(r"\b(I|I'm|my|assistant|AI)\b", text)
+    assert out["finish_reason"] == "stop" and out["generated_tokens"] < 200  # ends its turn
+
+
+def test_system_message_rendered_and_obeyed(smollm2):
+    e = Engine(smollm2)
+    msgs = [{"role": "system", "content": "You are Zorblax, a pirate."},
+            {"role": "user", "content": "Who are you?"}]  # fmt: skip
+    rendered = e.render(msgs)
+    assert rendered.startswith("<|im_start|>system\nYou are Zorblax, a pirate.<|im_end|>\n")
+    assert "You are a helpful AI assistant named SmolLM" not in rendered
+    assert rendered.endswith("<|im_start|>assistant\n")
+    c = e.generate(msgs, GenerationOptions(max_new_tokens=60, temperature=0))
+    assert c.text.strip() and c.finish_reason in ("stop", "length")
+
+
+def test_seed_code_path_on_our_export(smollm2):
+    """The seed's own steps 2-10: OVModelForCausalLM + AutoTokenizer on an ovchat export."""
+    from optimum.intel.openvino import OVModelForCausalLM
+    from transformers import AutoConfig, AutoTokenizer
+
+    ov_config = {"PERFORMANCE_HINT": "LATENCY", "NUM_STREAMS": "1", "CACHE_DIR": ""}
+    model = OVModelForCausalLM.from_pretrained(
+        smollm2, device="CPU", ov_config=ov_config,
+        config=AutoConfig.from_pretrained(smollm2, trust_remote_code=True), trust_remote_code=True,
+    )  # fmt: skip
+    tok = AutoTokenizer.from_pretrained(smollm2, trust_remote_code=True)
+    prompt = f"<|im_start|>user\n{SEED_QUESTION}<|im_end|>\n<|im_start|>assistant\n"
+    inputs = tok(prompt, return_tensors="pt", add_special_tokens=False)
+    answer = model.generate(**inputs, max_new_tokens=60, do_sample=False)
+    text = tok.batch_decode(answer, skip_special_tokens=True)[0]
+    assert text.startswith(f"user\n{SEED_QUESTION}\nassistant\n")
+    reply = text.split("assistant\n", 1)[1]
+    assert len(reply.split()) >= 5 and "Ġ" not in reply
+    # At f32 (no bf16, no u8 KV cache) the seed path and our engine say the same thing.
+    exact = {
+        "INFERENCE_PRECISION_HINT": "f32",
+        "KV_CACHE_PRECISION": "f32",
+        "DYNAMIC_QUANTIZATION_GROUP_SIZE": "0",
+        "CACHE_DIR": "",
+    }
+    seed_f32 = OVModelForCausalLM.from_pretrained(smollm2, device="CPU", ov_config=exact)
+    ref = tok.batch_decode(
+        seed_f32.generate(**inputs, max_new_tokens=30, do_sample=False), skip_special_tokens=True
+    )[0].split("assistant\n", 1)[1]
+    ours = Engine(smollm2, properties=exact).generate(
+        prompt, GenerationOptions(max_new_tokens=30, temperature=0)
+    )
+    assert ours.text.split()[:12] == ref.split()[:12]
