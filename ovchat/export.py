@@ -253,10 +253,13 @@ def _optimum_export(model: str, ir: Path, recipe: Recipe, say: Progress) -> None
     )
     say(f"step 2/3: converting to OpenVINO IR ({model})")
     try:
+        _quiet_libraries()
         main_export(
             model_name_or_path=model,
             output=ir,
             task=recipe.task,
+            # optimum's default is the legacy constant, which ignores HF_HUB_CACHE
+            cache_dir=HF_HUB_CACHE,
             trust_remote_code=recipe.trust_remote_code,
             ov_config=ov_config,
             convert_tokenizer=True,
@@ -282,6 +285,26 @@ def _optimum_export(model: str, ir: Path, recipe: Recipe, say: Progress) -> None
         raise
 
 
+def _quiet_libraries() -> None:
+    """Keep nncf's progress bars, drop tracing warnings and weight-loading bars: they are
+    noise to a user who asked for an export."""
+    import warnings
+
+    import transformers
+
+    warnings.filterwarnings("ignore", category=UserWarning)
+    warnings.filterwarnings("ignore", category=FutureWarning)
+    try:
+        from torch.jit import TracerWarning
+
+        warnings.filterwarnings("ignore", category=TracerWarning)
+    except ImportError:  # pragma: no cover
+        pass
+    transformers.logging.set_verbosity_error()
+    transformers.logging.disable_progress_bar()
+    logging.getLogger("optimum").setLevel(logging.ERROR)
+
+
 def _translate(e: Exception, model: str) -> None:
     """Turn the field's exceptions into ovchat's: a message and what to do."""
     msg = " ".join(str(e).split())[:400] or type(e).__name__
@@ -292,8 +315,9 @@ def _translate(e: Exception, model: str) -> None:
             "the model's widths",
         ) from e
     if isinstance(e, OSError):
+        first = msg.split(". ")[0]
         raise ModelNotFoundError(
-            f"could not load {model!r}: {msg[:300]}",
+            f"could not load {model!r}: {first[:300]}",
             "give a local model dir or a .gguf file, or check the Hugging Face id and network",
         ) from e
     if (

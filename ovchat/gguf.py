@@ -123,8 +123,11 @@ def gguf_to_hf(
 ) -> Path:
     """Write a Hugging Face model dir (fp32 safetensors, config, tokenizer) from a GGUF file."""
     import torch
+    import transformers
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
+    transformers.logging.set_verbosity_error()
+    transformers.logging.disable_progress_bar()
     src = Path(gguf_path).expanduser().resolve()
     out = Path(out_dir)
     meta = read_metadata(src)

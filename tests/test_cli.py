@@ -11,7 +11,8 @@ from conftest import run_cli
 
 def assert_one_line_error(r, *needles):
     assert r.returncode == 2, (r.returncode, r.stderr)
-    lines = [ln for ln in r.stderr.strip().splitlines() if ln.strip()]
+    # progress lines may come first; the error itself is exactly one line
+    lines = [ln for ln in r.stderr.strip().splitlines() if "error:" in ln]
     assert len(lines) == 1, r.stderr
     assert "Traceback" not in r.stderr
     for n in needles:
@@ -105,4 +106,28 @@ def test_unsupported_architecture(tmp_path):
     )
     r = run_cli("export", str(d), str(tmp_path / "o"))
     assert r.returncode == 2 and "Traceback" not in r.stderr, r.stderr
+    assert not (tmp_path / "o").exists()
+
+
+def test_hub_id_from_local_hf_cache(tiny_llama_hf, tmp_path):
+    """A Hugging Face id resolves through the local HF cache (the hub itself is offline here)."""
+    cache = tmp_path / "hf-cache"
+    snap = cache / "models--tiny-org--tiny-llama" / "snapshots" / ("0" * 40)
+    shutil.copytree(tiny_llama_hf, snap)
+    (cache / "models--tiny-org--tiny-llama" / "refs").mkdir()
+    (cache / "models--tiny-org--tiny-llama" / "refs" / "main").write_text("0" * 40)
+    out = tmp_path / "from-hub-id"
+    env = {"HF_HUB_CACHE": str(cache), "HF_HUB_OFFLINE": "1"}
+    r = run_cli("export", "tiny-org/tiny-llama", str(out), "--weight-format", "fp16", env=env)
+    assert r.returncode == 0, r.stderr
+    assert json.loads((out / "ovchat.json").read_text())["source"] == {
+        "kind": "hub",
+        "model": "tiny-org/tiny-llama",
+    }
+
+
+def test_unknown_hub_id_offline(tmp_path):
+    r = run_cli("export", "no-such-org/no-such-model", str(tmp_path / "o"),
+                env={"HF_HUB_OFFLINE": "1", "HF_HUB_CACHE": str(tmp_path / "c")})  # fmt: skip
+    assert_one_line_error(r, "no-such-org/no-such-model")
     assert not (tmp_path / "o").exists()
