@@ -5,7 +5,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh --browser
 PY=.venv/bin/python
-"$PY" -m ruff check ovchat tests benchmarks
-"$PY" -m ruff format --check ovchat tests benchmarks
+"$PY" -m ruff check .
+"$PY" -m ruff format --check .
 "$PY" -m mypy ovchat
 exec "$PY" -m pytest -q -p no:cacheprovider "$@"
