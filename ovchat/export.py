@@ -176,10 +176,12 @@ def export(
     force: bool = False,
     name: str | None = None,
     progress: Progress | None = None,
+    generation: dict[str, Any] | None = None,
 ) -> Path:
     """Export `model` (HF id, HF dir or .gguf) to `output_dir`; return the output path.
 
-    Atomic: the result is built in a sibling temp dir and renamed into place at the end.
+    `generation` overrides fields of the exported generation_config.json (recorded in the
+    manifest). Atomic: the result is built in a sibling temp dir and renamed into place.
     """
     recipe = (recipe or Recipe()).validate()
     say = progress or (lambda s: print(f"ovchat export: {s}", file=sys.stderr, flush=True))
@@ -210,6 +212,10 @@ def export(
         ir = work / "ir"
         with _capture_nncf_log() as nncf_lines:
             _optimum_export(hf_model, ir, recipe, say)
+        if generation:
+            gc_path = ir / "generation_config.json"
+            gc = json.loads(gc_path.read_text()) if gc_path.is_file() else {}
+            gc_path.write_text(json.dumps({**gc, **generation}, indent=2) + "\n")
         say("checking the result")
         stats = weight_statistics(ir / "openvino_model.xml")
         manifest = {
@@ -217,6 +223,7 @@ def export(
             "name": name or (Path(model).stem if kind == "gguf" else model),
             "source": source,
             "recipe": {"asked": asdict(recipe), "applied": stats},
+            "generation_overrides": generation or {},
             "nncf_log": [ln for ln in nncf_lines if ln.strip()][-40:],
             "versions": versions(),
             "created": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),

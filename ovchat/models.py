@@ -9,6 +9,7 @@ except for the default model, which it announces).
 from __future__ import annotations
 
 import fcntl
+import json
 import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -26,6 +27,10 @@ DEFAULT_MODEL_FILE = "SmolLM2-135M-Instruct.Q4_1.gguf"
 # The seed's recipe; SmolLM2's width 576 does not divide by 128, so nncf adjusts those layers.
 DEFAULT_RECIPE = Recipe(group_size_fallback="adjust")
 DEFAULT_DIR_NAME = "smollm2-135m-instruct-int4"
+# The GGUF carries no sampling settings; greedy decoding makes this small model loop on long
+# answers. The model card's own sampling settings. (A repetition penalty was tried: it
+# penalises the system prompt's words too, and the model stops introducing itself as an AI.)
+DEFAULT_GENERATION = {"do_sample": True, "temperature": 0.2, "top_p": 0.9}
 
 
 def default_gguf() -> Path:
@@ -69,7 +74,14 @@ def _lock(path: Path) -> Iterator[None]:
 
 
 def _complete(d: Path) -> bool:
-    return all((d / f).is_file() for f in (*REQUIRED_FILES, MANIFEST))
+    """Prepared, and by this version's recipe (an older preparation is redone)."""
+    if not all((d / f).is_file() for f in (*REQUIRED_FILES, MANIFEST)):
+        return False
+    try:
+        m = json.loads((d / MANIFEST).read_text())
+    except (OSError, json.JSONDecodeError):
+        return False
+    return bool(m.get("generation_overrides") == DEFAULT_GENERATION)
 
 
 def ensure_default_model(progress: Callable[[str], None] | None = None) -> Path:
@@ -92,6 +104,7 @@ def ensure_default_model(progress: Callable[[str], None] | None = None) -> Path:
             force=True,
             name=DEFAULT_MODEL_NAME,
             progress=say,
+            generation=DEFAULT_GENERATION,
         )
     return target
 

@@ -28,6 +28,14 @@ def test_default_model_prepared_with_fallback(smollm2):
     assert "128" in sizes and any(k != "128" for k in sizes)  # 576-wide layers were adjusted
 
 
+def test_default_model_sampling_defaults(smollm2):
+    from ovchat.models import DEFAULT_GENERATION
+
+    gc = json.loads((smollm2 / "generation_config.json").read_text())
+    assert {k: gc[k] for k in DEFAULT_GENERATION} == DEFAULT_GENERATION
+    assert gc["eos_token_id"] == 2  # <|im_end|>, not transformers' <|im_start|>
+
+
 def test_default_model_reused(smollm2):
     from ovchat.models import resolve
 
