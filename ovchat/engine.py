@@ -12,17 +12,25 @@ Two schedulers sit behind the same primitive:
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import itertools
 import json
 import queue
 import threading
 import time
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import AsyncIterator, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, Protocol
 
-from .errors import ContextLengthError, DeviceError, InvalidModelError, OptionError
+from .errors import (
+    ContextLengthError,
+    DeviceError,
+    InvalidModelError,
+    OptionError,
+    OvchatError,
+)
 from .paths import compiled_cache_dir
 
 DEFAULT_DEVICE = "CPU"
@@ -56,6 +64,7 @@ class GenerationOptions:
     repetition_penalty: float | None = None
     seed: int | None = None
     stop: tuple[str, ...] = ()
+    ignore_eos: bool = False  # decode exactly max_new_tokens (benchmarks)
 
     def validate(self) -> GenerationOptions:
         if self.max_new_tokens < 1:
@@ -102,6 +111,16 @@ class Completion:
     tokens_per_second: float | None
     finish_reason: FinishReason
     total_seconds: float = 0.0
+
+
+@dataclass(frozen=True)
+class EngineLoad:
+    """What the batching step loop holds: requests decoding, submitted-not-yet-added, and
+    the KV-cache share in use after the last step (prefix caching keeps freed blocks cached)."""
+
+    active: int
+    pending: int
+    kv_cache_usage: float
 
 
 @dataclass(frozen=True)
@@ -273,9 +292,65 @@ class Engine:
 
         Closing the generator early (or setting `cancel`) stops generation and frees its memory.
         """
+        options, ids, config = self._prepare(prompt, options)
+        cancel = cancel or threading.Event()
+        if self.backend == "batching":
+            yield from self._stream_batching(ids, config, options, cancel)
+        else:
+            yield from self._stream_pipeline(ids, config, options, cancel)
+
+    async def astream(
+        self,
+        prompt: str | Messages,
+        options: GenerationOptions | None = None,
+        cancel: threading.Event | None = None,
+    ) -> AsyncIterator[Chunk]:
+        """`stream()` for asyncio (the server): the same chunks, awaited.
+
+        With batching, the step thread posts straight into the running event loop: no thread
+        per request. That matters because genai's `step()` holds the GIL for the whole step,
+        so every hop between threads can wait up to one step. The pipeline backend runs
+        `stream()` in a worker thread. Leaving early (or `cancel`) stops generation.
+        """
+        cancel = cancel or threading.Event()
+        loop = asyncio.get_running_loop()
+        aq: asyncio.Queue[Any] = asyncio.Queue()
+        if self.backend != "batching":
+            try:
+                async for chunk in _threaded(self.stream(prompt, options, cancel), loop, aq):
+                    yield chunk
+            finally:
+                cancel.set()  # the worker's stream() sees it at its next token
+            return
+        options, ids, config = self._prepare(prompt, options)
+        if self._loop is None:
+            raise OvchatError("the engine is closed", "create a new Engine")
+        sink = _LoopSink(loop, aq)
+        counter = _Counter(self.tokenizer, sink, cancel)
+        counter.start = time.perf_counter()
+        box: dict[str, Any] = {}
+        handle = self._loop.submit(next(self._ids), _ov_tensor(ids), config, counter, sink, box)
+        try:
+            while True:
+                kind, payload = await aq.get()
+                if kind == "end":
+                    break
+                if kind == "text":
+                    yield _chunk(counter, len(ids), payload)
+            yield _final(counter, len(ids), options, cancel, box)
+        finally:
+            cancel.set()
+            self._loop.release(handle)
+
+    def _prepare(
+        self, prompt: str | Messages, options: GenerationOptions | None
+    ) -> tuple[GenerationOptions, list[int], Any]:
+        """Validate, tokenize, check the window, clamp the budget, build genai's config."""
         options = (options or GenerationOptions()).validate()
         ids = self.prompt_ids(prompt)
         n_prompt = len(ids)
+        if n_prompt == 0:
+            raise OptionError("the prompt is empty", "give at least one token of prompt")
         room = self.info.context_length - n_prompt
         if room < 1:
             raise ContextLengthError(
@@ -285,12 +360,7 @@ class Engine:
             )
         if options.max_new_tokens > room:
             options = replace(options, max_new_tokens=room)  # answer until the window is full
-        config = self._config(options)
-        cancel = cancel or threading.Event()
-        if self._loop is not None:
-            yield from self._stream_batching(ids, config, options, cancel)
-        else:
-            yield from self._stream_pipeline(ids, config, options, cancel)
+        return options, ids, self._config(options)
 
     def generate(
         self, prompt: str | Messages, options: GenerationOptions | None = None
@@ -318,6 +388,12 @@ class Engine:
             self._loop.stop()
             self._loop = None
 
+    def load(self) -> EngineLoad:
+        """Requests inside the engine now (batching; the pipeline backend reports its lock)."""
+        if self._loop is not None:
+            return self._loop.load()
+        return EngineLoad(active=int(self._lock.locked()), pending=0, kv_cache_usage=0.0)
+
     # -- internals -------------------------------------------------------------------------
     def _config(self, o: GenerationOptions) -> Any:
         # A fresh copy of the model's own generation_config each time.
@@ -339,6 +415,8 @@ class Engine:
             cfg.repetition_penalty = o.repetition_penalty
         if o.seed is not None:
             cfg.rng_seed = o.seed
+        if o.ignore_eos:
+            cfg.ignore_eos = True
         if o.stop:
             cfg.stop_strings = set(o.stop)
             cfg.include_stop_str_in_output = False
@@ -372,7 +450,8 @@ class Engine:
     def _stream_batching(
         self, ids: list[int], config: Any, options: GenerationOptions, cancel: threading.Event
     ) -> Iterator[Chunk]:
-        assert self._loop is not None
+        if self._loop is None:
+            raise OvchatError("the engine is closed", "create a new Engine")
         q: queue.Queue[tuple[str, Any]] = queue.Queue()
         counter = _Counter(self.tokenizer, q, cancel)
         counter.start = time.perf_counter()
@@ -407,7 +486,7 @@ class _Counter:
     Written by hand only because genai's text streamer reports text, not token counts.
     """
 
-    def __init__(self, tokenizer: Any, q: queue.Queue[tuple[str, Any]], cancel: threading.Event):
+    def __init__(self, tokenizer: Any, q: _Sink, cancel: threading.Event):
         import openvino_genai as ov_genai
 
         self.q = q
@@ -461,49 +540,106 @@ def _drain(
     box: dict[str, Any],
 ) -> Iterator[Chunk]:
     """Turn the queue a worker fills into Chunks; the last one carries the finish reason."""
-
-    def stats() -> tuple[float | None, float | None]:
-        ttft = counter.first - counter.start if counter.first is not None else None
-        tps = None
-        if counter.first is not None and counter.tokens > 1 and counter.last > counter.first:
-            tps = (counter.tokens - 1) / (counter.last - counter.first)
-        return ttft, tps
-
     while True:
         kind, payload = q.get()
         if kind == "text":
-            ttft, tps = stats()
-            yield Chunk(payload, n_prompt, counter.tokens, ttft, tps)
+            yield _chunk(counter, n_prompt, payload)
         elif kind == "end":
             break
+    yield _final(counter, n_prompt, options, cancel, box)
+
+
+def _stats(counter: _Counter) -> tuple[float | None, float | None]:
+    ttft = counter.first - counter.start if counter.first is not None else None
+    tps = None
+    if counter.first is not None and counter.tokens > 1 and counter.last > counter.first:
+        tps = (counter.tokens - 1) / (counter.last - counter.first)
+    return ttft, tps
+
+
+def _chunk(counter: _Counter, n_prompt: int, text: str) -> Chunk:
+    return Chunk(text, n_prompt, counter.tokens, *_stats(counter))
+
+
+def _final(
+    counter: _Counter,
+    n_prompt: int,
+    options: GenerationOptions,
+    cancel: threading.Event,
+    box: dict[str, Any],
+) -> Chunk:
+    """The last chunk (finish reason), or the worker's error raised."""
     if "error" in box:
         raise box["error"]
-    ttft, tps = stats()
     if cancel.is_set():
         reason: FinishReason = "cancelled"
     elif box.get("finish") == "length" or counter.tokens >= options.max_new_tokens:
         reason = "length"
     else:
         reason = "stop"
-    yield Chunk("", n_prompt, counter.tokens, ttft, tps, reason)
+    return Chunk("", n_prompt, counter.tokens, *_stats(counter), reason)
+
+
+class _Sink(Protocol):
+    """Where the step thread puts ("text", str) and ("end", None): a queue.Queue, or a loop."""
+
+    def put(self, item: tuple[str, Any]) -> None: ...
+
+
+class _LoopSink:
+    """Puts into an asyncio.Queue from any thread (the step thread)."""
+
+    def __init__(self, loop: asyncio.AbstractEventLoop, aq: asyncio.Queue[Any]) -> None:
+        self.loop = loop
+        self.aq = aq
+
+    def put(self, item: tuple[str, Any]) -> None:
+        with contextlib.suppress(RuntimeError):  # the loop is closed: nobody is listening
+            self.loop.call_soon_threadsafe(self.aq.put_nowait, item)
+
+
+async def _threaded(
+    chunks: Iterator[Chunk], loop: asyncio.AbstractEventLoop, aq: asyncio.Queue[Any]
+) -> AsyncIterator[Chunk]:
+    """A blocking chunk iterator consumed in a worker thread, awaited here."""
+    sink = _LoopSink(loop, aq)
+
+    def work() -> None:
+        try:
+            for c in chunks:
+                sink.put(("chunk", c))
+        except BaseException as e:
+            sink.put(("error", e))
+        finally:
+            sink.put(("end", None))
+
+    thread = threading.Thread(target=work, name="ovchat-generate", daemon=True)
+    thread.start()
+    while True:
+        kind, payload = await aq.get()
+        if kind == "end":
+            return
+        if kind == "error":
+            raise payload
+        yield payload
 
 
 class _StepLoop:
     """Drives ContinuousBatchingPipeline.step() in one thread for all requests.
 
     Hand-written because genai's Python API leaves the step loop to the caller (as OVMS does).
+    Every request submitted gets exactly one ("end", None) on its queue, whatever happens
+    (finished, cancelled, a failing step, the loop stopped or crashed), so no consumer waits
+    forever.
     """
 
     def __init__(self, pipe: Any) -> None:
         self.pipe = pipe
         self._cv = threading.Condition()
-        self._active: dict[
-            int, tuple[Any, _Counter, queue.Queue[tuple[str, Any]], dict[str, Any]]
-        ] = {}
-        self._new: list[
-            tuple[int, Any, Any, _Counter, queue.Queue[tuple[str, Any]], dict[str, Any]]
-        ] = []
+        self._active: dict[int, _Request] = {}
+        self._new: list[tuple[int, Any, Any, _Request]] = []
         self._stopped = False
+        self._kv_usage = 0.0
         self._thread = threading.Thread(target=self._run, name="ovchat-steps", daemon=True)
         self._thread.start()
 
@@ -511,22 +647,30 @@ class _StepLoop:
     def running(self) -> int:
         return len(self._active)
 
+    def load(self) -> EngineLoad:
+        with self._cv:
+            return EngineLoad(len(self._active), len(self._new), self._kv_usage)
+
     def submit(
         self,
         rid: int,
         ids: Any,
         config: Any,
         counter: _Counter,
-        q: queue.Queue[tuple[str, Any]],
+        q: _Sink,
         box: dict[str, Any],
     ) -> int:
         with self._cv:
-            self._new.append((rid, ids, config, counter, q, box))
+            if self._stopped:
+                box["error"] = OvchatError("the engine is closed", "create a new Engine")
+                q.put(("end", None))
+                return rid
+            self._new.append((rid, ids, config, _Request(None, counter, q, box)))
             self._cv.notify()
         return rid
 
     def release(self, rid: int) -> None:
-        """Consumer went away: the step thread cancels the request if still running."""
+        """Consumer went away (its cancel event is set): wake the loop so it cancels at once."""
         with self._cv:
             self._cv.notify()
 
@@ -537,50 +681,85 @@ class _StepLoop:
         self._thread.join(timeout=30)
 
     def _run(self) -> None:
+        try:
+            self._loop()
+        except BaseException as e:  # never leave a consumer waiting on a dead loop
+            with self._cv:
+                self._stopped = True
+                self._fail_all(e)
+            raise
+
+    def _fail_all(self, error: BaseException) -> None:
+        """End every request held (called with the lock held or from the loop thread)."""
+        reqs = [r for *_, r in self._new] + list(self._active.values())
+        self._new, self._active = [], {}
+        for r in reqs:
+            r.box["error"] = error
+            r.q.put(("end", None))
+
+    def _loop(self) -> None:
         import openvino_genai as ov_genai
 
-        finished = {ov_genai.GenerationStatus.FINISHED}
+        running = ov_genai.GenerationStatus.RUNNING
+        length = ov_genai.GenerationFinishReason.LENGTH
         while True:
             with self._cv:
                 while not self._stopped and not self._new and not self._active:
                     self._cv.wait()
                 if self._stopped:
-                    for _, (_, _, q, _) in self._active.items():
-                        q.put(("end", None))
+                    self._fail_all(OvchatError("the engine was closed during generation"))
                     return
                 new, self._new = self._new, []
-            for rid, ids, config, counter, q, box in new:
-                try:
-                    handle = self.pipe.add_request(rid, ids, config)
-                except Exception as e:
-                    box["error"] = e
-                    q.put(("end", None))
+            for rid, ids, config, req in new:
+                if req.counter.cancel.is_set():  # gone before it started
+                    req.q.put(("end", None))
                     continue
-                self._active[rid] = (handle, counter, q, box)
+                try:
+                    req.handle = self.pipe.add_request(rid, ids, config)
+                except Exception as e:
+                    req.box["error"] = e
+                    req.q.put(("end", None))
+                    continue
+                self._active[rid] = req
             try:
                 if self.pipe.has_non_finished_requests():
                     self.pipe.step()
+                self._kv_usage = float(self.pipe.get_metrics().cache_usage)
             except Exception as e:
-                for _, _, q, box in self._active.values():
-                    box["error"] = e
-                    q.put(("end", None))
+                for req in self._active.values():
+                    req.handle.cancel()
+                    req.box["error"] = e
+                    req.q.put(("end", None))
                 self._active.clear()
                 continue
             for rid in list(self._active):
-                handle, counter, q, box = self._active[rid]
-                if counter.cancel.is_set():
-                    handle.cancel()  # frees its KV-cache blocks
+                req = self._active[rid]
+                try:
+                    if req.counter.cancel.is_set():
+                        req.handle.cancel()  # frees its KV-cache blocks
+                        done = True
+                    else:
+                        if req.handle.can_read():
+                            for out in req.handle.read().values():
+                                if out.generated_ids:
+                                    req.counter.write(list(out.generated_ids))
+                                if out.finish_reason == length:
+                                    req.box["finish"] = "length"
+                        done = req.handle.get_status() != running
+                        if done:
+                            req.counter.end()
+                except Exception as e:  # e.g. detokenizing: fail this request only
+                    req.box["error"] = e
+                    req.handle.cancel()
+                    done = True
+                if done:
                     del self._active[rid]
-                    q.put(("end", None))
-                    continue
-                if handle.can_read():
-                    for out in handle.read().values():
-                        if out.generated_ids:
-                            counter.write(list(out.generated_ids))
-                        if out.finish_reason == ov_genai.GenerationFinishReason.LENGTH:
-                            box["finish"] = "length"
-                status = handle.get_status()
-                if status in finished or status != ov_genai.GenerationStatus.RUNNING:
-                    counter.end()
-                    del self._active[rid]
-                    q.put(("end", None))
+                    req.q.put(("end", None))
+
+
+@dataclass
+class _Request:
+    handle: Any
+    counter: _Counter
+    q: _Sink
+    box: dict[str, Any]

@@ -1,0 +1,110 @@
+"""ASGI middleware in front of the app: API key (for /v1), body-size limit, and the
+requests-by-status metric.
+
+Hand-written: Starlette has no body-size limit, and the key must be checked before FastAPI
+parses the body (else a malformed body without a key would be a 400, not a 401).
+"""
+
+from __future__ import annotations
+
+import secrets
+
+from fastapi.responses import JSONResponse
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from .metrics import Metrics
+from .schema import APIError
+from .settings import Settings
+
+KNOWN_ENDPOINTS = ("/v1/chat/completions", "/v1/completions", "/v1/models")
+
+
+class Guard:
+    """API key (for /v1), body-size limit, and requests-by-status metrics, as ASGI middleware.
+
+    The body (at most `max_body_bytes`) is read up front and replayed to the app, so chunked
+    uploads are limited too; later receive() calls go to the server (disconnect detection).
+    """
+
+    def __init__(self, app: ASGIApp, settings: Settings, metrics: Metrics) -> None:
+        self.app = app
+        self.settings = settings
+        self.metrics = metrics
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        path: str = scope["path"]
+        api = path.startswith("/v1/")
+        status = {"code": 0}
+
+        async def send_wrapper(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                status["code"] = message["status"]
+            await send(message)
+
+        try:
+            error = self._check_key(scope) if api else None
+            if error is None:
+                body, error = await self._read_body(scope, receive)
+            if error is not None:
+                await JSONResponse(error.body(), error.status)(scope, receive, send_wrapper)
+                return
+            await self.app(scope, _replay(body, receive), send_wrapper)
+        finally:
+            if api:
+                outcome = scope.get("ovchat_outcome") or str(status["code"] or 500)
+                endpoint = path if path in KNOWN_ENDPOINTS else "other"
+                self.metrics.requests.labels(endpoint, outcome).inc()
+
+    def _check_key(self, scope: Scope) -> APIError | None:
+        key = self.settings.api_key
+        if not key:
+            return None
+        headers = dict(scope["headers"])
+        auth = headers.get(b"authorization", b"").decode("latin-1")
+        scheme, _, given = auth.partition(" ")
+        if scheme.lower() == "bearer" and secrets.compare_digest(given.strip(), key):
+            return None
+        if not auth:
+            msg = "You didn't provide an API key: send it as 'Authorization: Bearer KEY'."
+        else:
+            msg = "Incorrect API key provided."
+        return APIError(401, msg, code="invalid_api_key")
+
+    async def _read_body(self, scope: Scope, receive: Receive) -> tuple[bytes, APIError | None]:
+        limit = self.settings.max_body_bytes
+        too_big = APIError(
+            413, f"the request body is larger than {limit} bytes", code="request_too_large"
+        )
+        declared = dict(scope["headers"]).get(b"content-length")
+        if declared is not None and declared.isdigit() and int(declared) > limit:
+            return b"", too_big
+        parts: list[bytes] = []
+        size = 0
+        while True:
+            message = await receive()
+            if message["type"] == "http.disconnect":
+                break
+            chunk = message.get("body", b"")
+            size += len(chunk)
+            if size > limit:
+                return b"", too_big
+            parts.append(chunk)
+            if not message.get("more_body", False):
+                break
+        return b"".join(parts), None
+
+
+def _replay(body: bytes, receive: Receive) -> Receive:
+    sent = False
+
+    async def replay() -> Message:
+        nonlocal sent
+        if not sent:
+            sent = True
+            return {"type": "http.request", "body": body, "more_body": False}
+        return await receive()
+
+    return replay

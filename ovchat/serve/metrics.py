@@ -1,0 +1,58 @@
+"""Prometheus metrics, in a registry of the app's own (two apps in one process never mix)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+from prometheus_client.exposition import CONTENT_TYPE_LATEST
+
+# Seconds: from a fast tiny model on a free machine to a big model on a busy one.
+TTFT_BUCKETS = (0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60)
+TPOT_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1)
+CONTENT_TYPE = CONTENT_TYPE_LATEST
+
+
+class Metrics:
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry()
+        r = self.registry
+        self.requests = Counter(
+            "ovchat_requests",
+            "HTTP requests to /v1 by endpoint and status (499: client went away mid-answer)",
+            ["endpoint", "status"],
+            registry=r,
+        )
+        self.prompt_tokens = Counter("ovchat_prompt_tokens", "prompt tokens processed", registry=r)
+        self.generated_tokens = Counter("ovchat_generated_tokens", "tokens generated", registry=r)
+        self.ttft = Histogram(
+            "ovchat_time_to_first_token_seconds",
+            "from the request's arrival to its first token (queueing included)",
+            buckets=TTFT_BUCKETS,
+            registry=r,
+        )
+        self.tpot = Histogram(
+            "ovchat_time_per_output_token_seconds",
+            "mean time between generated tokens, per request",
+            buckets=TPOT_BUCKETS,
+            registry=r,
+        )
+        self.running = Gauge("ovchat_requests_running", "requests generating", registry=r)
+        self.waiting = Gauge("ovchat_requests_waiting", "requests queued for a slot", registry=r)
+        self.engine_active = Gauge(
+            "ovchat_engine_sequences",
+            "requests held by the batching engine (a cancelled one leaves at once)",
+            registry=r,
+        )
+        self.kv_usage = Gauge(
+            "ovchat_kv_cache_usage_ratio",
+            "share of the KV cache in use after the last step (prefix cache included)",
+            registry=r,
+        )
+
+    def watch_engine(self, active: Callable[[], float], kv_usage: Callable[[], float]) -> None:
+        self.engine_active.set_function(active)
+        self.kv_usage.set_function(kv_usage)
+
+    def render(self) -> bytes:
+        return generate_latest(self.registry)

@@ -1,0 +1,35 @@
+"""Every knob of the server in one place: the CLI fills it, tests build it directly."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from ..engine import DEFAULT_DEVICE, DEFAULT_KV_CACHE_GB
+
+DEFAULT_HOST = "127.0.0.1"  # local only unless asked: there is no auth without --api-key
+DEFAULT_PORT = 8000
+DEFAULT_MAX_RUNNING = 16  # requests decoded together (the batching pipeline's max_num_seqs)
+DEFAULT_MAX_WAITING = 64  # requests queued for a slot; one more gets 429
+DEFAULT_MAX_BODY_BYTES = 1 << 20  # 1 MiB: far above any prompt a small context window takes
+API_KEY_ENV = "OVCHAT_API_KEY"
+
+
+@dataclass(frozen=True)
+class Settings:
+    model_dir: Path | None = None  # None: the engine is passed to create_app
+    device: str = DEFAULT_DEVICE
+    properties: dict[str, Any] = field(default_factory=dict)
+    host: str = DEFAULT_HOST
+    port: int = DEFAULT_PORT
+    api_key: str | None = None
+    max_running: int = DEFAULT_MAX_RUNNING
+    max_waiting: int = DEFAULT_MAX_WAITING
+    max_body_bytes: int = DEFAULT_MAX_BODY_BYTES
+    kv_cache_gb: float = DEFAULT_KV_CACHE_GB
+
+    @staticmethod
+    def api_key_from_env() -> str | None:
+        return os.environ.get(API_KEY_ENV) or None

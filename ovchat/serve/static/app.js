@@ -1,0 +1,184 @@
+// The chat page: the conversation lives here; each answer streams from
+// /v1/chat/completions (stream: true) through fetch + ReadableStream. No libraries.
+"use strict";
+
+const $ = (id) => document.getElementById(id);
+const log = $("log"), form = $("form"), input = $("input"), sendBtn = $("send"), stopBtn = $("stop");
+const statusLine = $("status");
+const history = [];          // {role, content} of finished turns
+let modelName = null;
+let controller = null;        // AbortController of the answer being streamed
+
+function headers() {
+  const h = { "Content-Type": "application/json" };
+  const key = $("api-key").value.trim();
+  if (key) h["Authorization"] = "Bearer " + key;
+  return h;
+}
+
+function bubble(role, text) {
+  const empty = log.querySelector(".empty");
+  if (empty) empty.remove();
+  const div = document.createElement("div");
+  div.className = "msg " + role;
+  div.dataset.role = role;
+  div.textContent = text;
+  log.appendChild(div);
+  log.scrollTop = log.scrollHeight;
+  return div;
+}
+
+function note(div, text) {
+  const span = document.createElement("span");
+  span.className = "note";
+  span.textContent = text;
+  div.appendChild(span);
+}
+
+function showEmpty() {
+  log.innerHTML = '<p class="empty">Start the conversation below.</p>';
+}
+
+async function loadModel() {
+  try {
+    const r = await fetch("/v1/models", { headers: headers() });
+    const body = await r.json();
+    if (r.status === 401) {  // the server wants a key: open the settings at that field
+      $("settings").hidden = false;
+      $("settings-toggle").setAttribute("aria-expanded", "true");
+      $("api-key").focus();
+    }
+    if (!r.ok) throw new Error(body.error ? body.error.message : r.statusText);
+    modelName = body.data[0].id;
+    $("model").textContent = modelName;
+    statusLine.textContent = "";
+  } catch (e) {
+    $("model").textContent = "";
+    statusLine.textContent = e.message;
+  }
+}
+
+function busy(on) {
+  sendBtn.hidden = on;
+  stopBtn.hidden = !on;
+  input.disabled = false;
+}
+
+// Reads SSE "data: ..." events from the response body; calls onEvent(obj) for each.
+async function readEvents(response, onEvent) {
+  const reader = response.body.getReader();
+  const decoder = new TextDecoder();
+  let buffer = "";
+  for (;;) {
+    const { value, done } = await reader.read();
+    if (done) return;
+    buffer += decoder.decode(value, { stream: true });
+    let cut;
+    while ((cut = buffer.indexOf("\n\n")) >= 0) {
+      const event = buffer.slice(0, cut);
+      buffer = buffer.slice(cut + 2);
+      for (const line of event.split("\n")) {
+        if (!line.startsWith("data: ")) continue;
+        const data = line.slice(6);
+        if (data === "[DONE]") return;
+        onEvent(JSON.parse(data));
+      }
+    }
+  }
+}
+
+async function send(text) {
+  const system = $("system").value.trim();
+  const messages = (system ? [{ role: "system", content: system }] : []).concat(history,
+    [{ role: "user", content: text }]);
+  bubble("user", text);
+  const div = bubble("assistant", "");
+  div.classList.add("streaming");
+  const body = {
+    model: modelName || undefined,
+    messages,
+    stream: true,
+    stream_options: { include_usage: true },
+    temperature: Number($("temperature").value),
+    max_tokens: Number($("max-tokens").value),
+    top_p: Number($("top-p").value),
+  };
+  controller = new AbortController();
+  busy(true);
+  statusLine.textContent = "generating…";
+  let answer = "", finish = null, usage = null;
+  const started = performance.now();
+  try {
+    const r = await fetch("/v1/chat/completions", {
+      method: "POST", headers: headers(), body: JSON.stringify(body), signal: controller.signal,
+    });
+    if (!r.ok) {
+      const err = await r.json().catch(() => ({}));
+      throw new Error(err.error ? err.error.message : r.status + " " + r.statusText);
+    }
+    await readEvents(r, (ev) => {
+      if (ev.error) throw new Error(ev.error.message);
+      if (ev.usage) usage = ev.usage;
+      for (const c of ev.choices || []) {
+        if (c.delta && c.delta.content) {
+          answer += c.delta.content;
+          div.textContent = answer;
+          log.scrollTop = log.scrollHeight;
+        }
+        if (c.finish_reason) finish = c.finish_reason;
+      }
+    });
+    history.push({ role: "user", content: text }, { role: "assistant", content: answer });
+    const secs = (performance.now() - started) / 1000;
+    const tokens = usage ? usage.completion_tokens : "?";
+    note(div, `${tokens} tokens in ${secs.toFixed(1)} s` + (finish === "length" ? " (cut at max tokens)" : ""));
+    div.dataset.finish = finish || "";
+    statusLine.textContent = "";
+  } catch (e) {
+    if (e.name === "AbortError") {
+      // Keep what arrived; it stays in the conversation as the assistant's (partial) turn.
+      history.push({ role: "user", content: text }, { role: "assistant", content: answer });
+      note(div, "stopped");
+      div.dataset.finish = "stopped";
+      statusLine.textContent = "";
+    } else {
+      div.remove();
+      bubble("error", "Error: " + e.message);
+      statusLine.textContent = "";
+    }
+  } finally {
+    div.classList.remove("streaming");
+    controller = null;
+    busy(false);
+    input.focus();
+  }
+}
+
+form.addEventListener("submit", (e) => {
+  e.preventDefault();
+  const text = input.value.trim();
+  if (!text || controller) return;
+  input.value = "";
+  send(text);
+});
+input.addEventListener("keydown", (e) => {
+  if (e.key === "Enter" && !e.shiftKey && !e.isComposing) {
+    e.preventDefault();
+    form.requestSubmit();
+  }
+});
+stopBtn.addEventListener("click", () => { if (controller) controller.abort(); });
+$("clear").addEventListener("click", () => {
+  if (controller) controller.abort();
+  history.length = 0;
+  showEmpty();
+});
+$("settings-toggle").addEventListener("click", (e) => {
+  const panel = $("settings");
+  panel.hidden = !panel.hidden;
+  e.currentTarget.setAttribute("aria-expanded", String(!panel.hidden));
+});
+$("api-key").addEventListener("change", loadModel);
+
+showEmpty();
+loadModel();

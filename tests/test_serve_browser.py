@@ -1,0 +1,183 @@
+"""The web chat page in headless Debian Chromium (playwright drives it), against a real server.
+
+It uses the real default model: its answers are long enough to press stop in the middle.
+Set OVCHAT_SCREENSHOTS=DIR to keep the desktop and phone screenshots.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from test_serve import ServerThread
+
+from ovchat.engine import Engine
+from ovchat.serve import Settings, create_app
+
+CHROMIUM = Path("/usr/bin/chromium")
+CHROMIUM_ARGS = [
+    "--headless=new",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+]
+TIMEOUT_MS = 120_000  # upper bound for waits on a busy machine, not a speed check
+
+pytestmark = [
+    pytest.mark.browser,
+    pytest.mark.real,
+    pytest.mark.skipif(not CHROMIUM.exists(), reason="Debian chromium is not installed"),
+]
+
+
+@pytest.fixture(scope="module")
+def server(smollm2: Path) -> Iterator[ServerThread]:
+    engine = Engine(smollm2, backend="batching", max_num_seqs=4)
+    with ServerThread(create_app(Settings(max_running=4), engine)) as s:
+        yield s
+    engine.close()
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Any]:
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as p:
+        b = p.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
+        yield b
+        b.close()
+
+
+@pytest.fixture
+def shots(tmp_path: Path) -> Path:
+    d = Path(os.environ.get("OVCHAT_SCREENSHOTS") or tmp_path)
+    d.mkdir(parents=True, exist_ok=True)
+    return d
+
+
+def _settings(page: Any, max_tokens: int, system: str | None = None) -> None:
+    if not page.is_visible("#settings"):
+        page.click("#settings-toggle")
+    page.fill("#max-tokens", str(max_tokens))
+    page.fill("#temperature", "0")
+    if system is not None:
+        page.fill("#system", system)
+
+
+def test_chat_streams_keeps_history_and_stops(server, browser, shots):
+    page = browser.new_page(viewport={"width": 1280, "height": 800})
+    page.set_default_timeout(TIMEOUT_MS)
+    bodies: list[dict[str, Any]] = []
+    page.on(
+        "request",
+        lambda r: (
+            bodies.append(json.loads(r.post_data or "{}"))
+            if r.url.endswith("/v1/chat/completions")
+            else None
+        ),
+    )
+    page.goto(server.url + "/")
+    model = server.client().models.list().data[0].id
+    page.wait_for_function("m => document.querySelector('#model').textContent === m", arg=model)
+
+    # 1. a short answer, streamed into the page
+    _settings(page, 24, system="You are a friendly assistant.")
+    page.fill("#input", "What is the capital of France?")
+    page.press("#input", "Enter")
+    page.wait_for_selector(".msg.assistant .note")
+    first = page.inner_text(".msg.assistant >> nth=0")
+    assert "tokens in" in first and len(first.split("tokens in")[0].strip()) > 3
+    page.screenshot(path=str(shots / "desktop.png"))
+
+    # 2. a long answer: watch it grow while streaming, then press stop
+    before = server.metrics()
+    _settings(page, 3000)
+    page.fill("#input", "Write a very long story about a dragon who learns to cook.")
+    page.press("#input", "Enter")
+    streaming = ".msg.assistant.streaming"
+    page.wait_for_function(f"document.querySelector('{streaming}')?.textContent.length > 40")
+    assert page.is_visible("#stop") and not page.is_visible("#send")
+    page.click("#stop")
+    page.wait_for_selector(".msg.assistant >> nth=1 >> .note")
+    second = page.locator(".msg.assistant").nth(1)
+    assert second.get_attribute("data-finish") == "stopped"
+    assert page.is_visible("#send") and not page.is_visible("#stop")
+    # the server saw the client go, stopped generating, and holds nothing any more
+    after = server.wait_idle()
+    key = 'ovchat_requests_total{endpoint="/v1/chat/completions",status="499"}'
+    assert after.get(key, 0) - before.get(key, 0) == 1
+    made = after["ovchat_generated_tokens_total"] - before["ovchat_generated_tokens_total"]
+    assert 0 < made < 3000
+
+    # 3. the conversation is kept in the page and sent with the next question
+    _settings(page, 8)
+    page.fill("#input", "Thanks!")
+    page.press("#input", "Enter")
+    page.wait_for_selector(".msg.assistant >> nth=2 >> .note")
+    last = bodies[-1]["messages"]
+    assert [m["role"] for m in last] == ["system", "user", "assistant", "user", "assistant", "user"]
+    assert last[0]["content"] == "You are a friendly assistant."
+    assert last[3]["content"].startswith("Write a very long story")
+    assert last[4]["content"] and last[5]["content"] == "Thanks!"
+    assert page.locator(".msg.user").count() == 3
+    page.close()
+
+    # 4. a phone-sized screen: everything fits the width
+    phone = browser.new_page(viewport={"width": 390, "height": 844}, is_mobile=True)
+    phone.goto(server.url + "/")
+    _settings(phone, 40)
+    phone.click("#settings-toggle")  # hide the panel again
+    phone.fill("#input", "Hello there")
+    phone.click("#send")
+    phone.wait_for_selector(".msg.assistant .note", timeout=TIMEOUT_MS)
+    overflow = phone.evaluate("document.documentElement.scrollWidth - window.innerWidth")
+    assert overflow <= 0
+    phone.screenshot(path=str(shots / "phone.png"))
+    phone.click("#settings-toggle")
+    phone.screenshot(path=str(shots / "phone-settings.png"))
+    phone.close()
+
+
+def test_page_reports_errors(server, browser):
+    page = browser.new_page()
+    page.set_default_timeout(TIMEOUT_MS)
+    page.goto(server.url + "/")
+    _settings(page, 99_999_999)  # beyond the context window: the server answers 400
+    page.fill("#input", "hi")
+    page.press("#input", "Enter")
+    page.wait_for_selector(".msg.error")
+    assert "context window" in page.inner_text(".msg.error")
+    assert page.is_visible("#send")
+    page.close()
+
+
+def test_page_with_api_key(tiny_llama, browser):
+    engine = Engine(tiny_llama, backend="batching", max_num_seqs=2)
+    try:
+        with ServerThread(create_app(Settings(api_key="k3y"), engine)) as s:
+            page = browser.new_page()
+            page.set_default_timeout(TIMEOUT_MS)
+            page.goto(s.url + "/")
+            # the page asks for the key: settings open, the server's message shown
+            page.wait_for_function("document.querySelector('#status').textContent.length > 0")
+            assert "API key" in page.inner_text("#status") and page.is_visible("#api-key")
+            page.fill("#api-key", "k3y")
+            page.dispatch_event("#api-key", "change")
+            page.wait_for_function(
+                "m => document.querySelector('#model').textContent === m", arg=engine.info.name
+            )
+            _settings(page, 5)
+            page.fill("#input", "hello")
+            page.press("#input", "Enter")
+            page.wait_for_selector(".msg.assistant .note")
+            assert "5 tokens in" in page.inner_text(".msg.assistant")
+            page.close()
+    finally:
+        engine.close()
