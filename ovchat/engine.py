@@ -17,6 +17,7 @@ import contextlib
 import itertools
 import json
 import queue
+import random
 import threading
 import time
 from collections.abc import AsyncIterator, Iterator, Mapping, Sequence
@@ -24,6 +25,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Literal, Protocol
 
+from .batching import StepLoop
 from .errors import (
     ContextLengthError,
     DeviceError,
@@ -33,6 +35,7 @@ from .errors import (
 )
 from .paths import compiled_cache_dir
 
+_RNG = random.SystemRandom()
 DEFAULT_DEVICE = "CPU"
 DEFAULT_MAX_NEW_TOKENS = 1024  # as in the seed
 DEFAULT_CONTEXT_LENGTH = 2048  # when the config names none
@@ -255,7 +258,7 @@ class Engine:
         self.load_seconds = time.perf_counter() - t0
         self._lock = threading.Lock()  # LLMPipeline runs one request at a time
         self._ids = itertools.count()
-        self._loop: _StepLoop | None = _StepLoop(self._pipe) if backend == "batching" else None
+        self._loop: StepLoop | None = StepLoop(self._pipe) if backend == "batching" else None
 
     # -- prompts ---------------------------------------------------------------------------
     @property
@@ -391,7 +394,7 @@ class Engine:
     def load(self) -> EngineLoad:
         """Requests inside the engine now (batching; the pipeline backend reports its lock)."""
         if self._loop is not None:
-            return self._loop.load()
+            return EngineLoad(*self._loop.load())
         return EngineLoad(active=int(self._lock.locked()), pending=0, kv_cache_usage=0.0)
 
     # -- internals -------------------------------------------------------------------------
@@ -415,6 +418,9 @@ class Engine:
             cfg.repetition_penalty = o.repetition_penalty
         if o.seed is not None:
             cfg.rng_seed = o.seed
+        elif cfg.do_sample:
+            # genai's default seed is fixed: without this every "random" answer is the same
+            cfg.rng_seed = _RNG.randrange(2**31)
         if o.ignore_eos:
             cfg.ignore_eos = True
         if o.stop:
@@ -622,144 +628,3 @@ async def _threaded(
         if kind == "error":
             raise payload
         yield payload
-
-
-class _StepLoop:
-    """Drives ContinuousBatchingPipeline.step() in one thread for all requests.
-
-    Hand-written because genai's Python API leaves the step loop to the caller (as OVMS does).
-    Every request submitted gets exactly one ("end", None) on its queue, whatever happens
-    (finished, cancelled, a failing step, the loop stopped or crashed), so no consumer waits
-    forever.
-    """
-
-    def __init__(self, pipe: Any) -> None:
-        self.pipe = pipe
-        self._cv = threading.Condition()
-        self._active: dict[int, _Request] = {}
-        self._new: list[tuple[int, Any, Any, _Request]] = []
-        self._stopped = False
-        self._kv_usage = 0.0
-        self._thread = threading.Thread(target=self._run, name="ovchat-steps", daemon=True)
-        self._thread.start()
-
-    @property
-    def running(self) -> int:
-        return len(self._active)
-
-    def load(self) -> EngineLoad:
-        with self._cv:
-            return EngineLoad(len(self._active), len(self._new), self._kv_usage)
-
-    def submit(
-        self,
-        rid: int,
-        ids: Any,
-        config: Any,
-        counter: _Counter,
-        q: _Sink,
-        box: dict[str, Any],
-    ) -> int:
-        with self._cv:
-            if self._stopped:
-                box["error"] = OvchatError("the engine is closed", "create a new Engine")
-                q.put(("end", None))
-                return rid
-            self._new.append((rid, ids, config, _Request(None, counter, q, box)))
-            self._cv.notify()
-        return rid
-
-    def release(self, rid: int) -> None:
-        """Consumer went away (its cancel event is set): wake the loop so it cancels at once."""
-        with self._cv:
-            self._cv.notify()
-
-    def stop(self) -> None:
-        with self._cv:
-            self._stopped = True
-            self._cv.notify()
-        self._thread.join(timeout=30)
-
-    def _run(self) -> None:
-        try:
-            self._loop()
-        except BaseException as e:  # never leave a consumer waiting on a dead loop
-            with self._cv:
-                self._stopped = True
-                self._fail_all(e)
-            raise
-
-    def _fail_all(self, error: BaseException) -> None:
-        """End every request held (called with the lock held or from the loop thread)."""
-        reqs = [r for *_, r in self._new] + list(self._active.values())
-        self._new, self._active = [], {}
-        for r in reqs:
-            r.box["error"] = error
-            r.q.put(("end", None))
-
-    def _loop(self) -> None:
-        import openvino_genai as ov_genai
-
-        running = ov_genai.GenerationStatus.RUNNING
-        length = ov_genai.GenerationFinishReason.LENGTH
-        while True:
-            with self._cv:
-                while not self._stopped and not self._new and not self._active:
-                    self._cv.wait()
-                if self._stopped:
-                    self._fail_all(OvchatError("the engine was closed during generation"))
-                    return
-                new, self._new = self._new, []
-            for rid, ids, config, req in new:
-                if req.counter.cancel.is_set():  # gone before it started
-                    req.q.put(("end", None))
-                    continue
-                try:
-                    req.handle = self.pipe.add_request(rid, ids, config)
-                except Exception as e:
-                    req.box["error"] = e
-                    req.q.put(("end", None))
-                    continue
-                self._active[rid] = req
-            try:
-                if self.pipe.has_non_finished_requests():
-                    self.pipe.step()
-                self._kv_usage = float(self.pipe.get_metrics().cache_usage)
-            except Exception as e:
-                for req in self._active.values():
-                    req.handle.cancel()
-                    req.box["error"] = e
-                    req.q.put(("end", None))
-                self._active.clear()
-                continue
-            for rid in list(self._active):
-                req = self._active[rid]
-                try:
-                    if req.counter.cancel.is_set():
-                        req.handle.cancel()  # frees its KV-cache blocks
-                        done = True
-                    else:
-                        if req.handle.can_read():
-                            for out in req.handle.read().values():
-                                if out.generated_ids:
-                                    req.counter.write(list(out.generated_ids))
-                                if out.finish_reason == length:
-                                    req.box["finish"] = "length"
-                        done = req.handle.get_status() != running
-                        if done:
-                            req.counter.end()
-                except Exception as e:  # e.g. detokenizing: fail this request only
-                    req.box["error"] = e
-                    req.handle.cancel()
-                    done = True
-                if done:
-                    del self._active[rid]
-                    req.q.put(("end", None))
-
-
-@dataclass
-class _Request:
-    handle: Any
-    counter: _Counter
-    q: _Sink
-    box: dict[str, Any]

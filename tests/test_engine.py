@@ -142,3 +142,10 @@ def test_missing_and_corrupted_dirs(tmp_path, tiny_llama):
     (broken / "openvino_model.xml").write_text("<net><layers>truncated")
     with pytest.raises(InvalidModelError, match="could not load"):
         Engine(broken, properties={"CACHE_DIR": ""})
+
+
+def test_unseeded_sampling_varies(engine):
+    """Without a seed, sampling draws a fresh one per request (genai's default is fixed)."""
+    o = GenerationOptions(max_new_tokens=16, temperature=1.5, top_k=0)
+    texts = {engine.generate(USER, o).text for _ in range(4)}
+    assert len(texts) > 1

@@ -1,0 +1,160 @@
+"""The continuous-batching step loop behind Engine(backend="batching").
+
+Hand-written because openvino-genai's Python API leaves the step loop to the caller (as OVMS
+does): one thread calls ContinuousBatchingPipeline.step() for every request, hands each
+request's new tokens to its counter, and cancels requests whose consumer went away.
+"""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from .errors import OvchatError
+
+if TYPE_CHECKING:
+    from .engine import _Counter as Counter
+    from .engine import _Sink as Sink
+
+
+class StepLoop:
+    """Drives ContinuousBatchingPipeline.step() in one thread for all requests.
+
+    Hand-written because genai's Python API leaves the step loop to the caller (as OVMS does).
+    Every request submitted gets exactly one ("end", None) on its queue, whatever happens
+    (finished, cancelled, a failing step, the loop stopped or crashed), so no consumer waits
+    forever.
+    """
+
+    def __init__(self, pipe: Any) -> None:
+        self.pipe = pipe
+        self._cv = threading.Condition()
+        self._active: dict[int, Request] = {}
+        self._new: list[tuple[int, Any, Any, Request]] = []
+        self._stopped = False
+        self._kv_usage = 0.0
+        self._thread = threading.Thread(target=self._run, name="ovchat-steps", daemon=True)
+        self._thread.start()
+
+    @property
+    def running(self) -> int:
+        return len(self._active)
+
+    def load(self) -> tuple[int, int, float]:
+        """(running, waiting, KV-cache usage ratio)."""
+        with self._cv:
+            return len(self._active), len(self._new), self._kv_usage
+
+    def submit(
+        self,
+        rid: int,
+        ids: Any,
+        config: Any,
+        counter: Counter,
+        q: Sink,
+        box: dict[str, Any],
+    ) -> int:
+        with self._cv:
+            if self._stopped:
+                box["error"] = OvchatError("the engine is closed", "create a new Engine")
+                q.put(("end", None))
+                return rid
+            self._new.append((rid, ids, config, Request(None, counter, q, box)))
+            self._cv.notify()
+        return rid
+
+    def release(self, rid: int) -> None:
+        """Consumer went away (its cancel event is set): wake the loop so it cancels at once."""
+        with self._cv:
+            self._cv.notify()
+
+    def stop(self) -> None:
+        with self._cv:
+            self._stopped = True
+            self._cv.notify()
+        self._thread.join(timeout=30)
+
+    def _run(self) -> None:
+        try:
+            self._loop()
+        except BaseException as e:  # never leave a consumer waiting on a dead loop
+            with self._cv:
+                self._stopped = True
+                self._fail_all(e)
+            raise
+
+    def _fail_all(self, error: BaseException) -> None:
+        """End every request held (called with the lock held or from the loop thread)."""
+        reqs = [r for *_, r in self._new] + list(self._active.values())
+        self._new, self._active = [], {}
+        for r in reqs:
+            r.box["error"] = error
+            r.q.put(("end", None))
+
+    def _loop(self) -> None:
+        import openvino_genai as ov_genai
+
+        running = ov_genai.GenerationStatus.RUNNING
+        length = ov_genai.GenerationFinishReason.LENGTH
+        while True:
+            with self._cv:
+                while not self._stopped and not self._new and not self._active:
+                    self._cv.wait()
+                if self._stopped:
+                    self._fail_all(OvchatError("the engine was closed during generation"))
+                    return
+                new, self._new = self._new, []
+            for rid, ids, config, req in new:
+                if req.counter.cancel.is_set():  # gone before it started
+                    req.q.put(("end", None))
+                    continue
+                try:
+                    req.handle = self.pipe.add_request(rid, ids, config)
+                except Exception as e:
+                    req.box["error"] = e
+                    req.q.put(("end", None))
+                    continue
+                self._active[rid] = req
+            try:
+                if self.pipe.has_non_finished_requests():
+                    self.pipe.step()
+                self._kv_usage = float(self.pipe.get_metrics().cache_usage)
+            except Exception as e:
+                for req in self._active.values():
+                    req.handle.cancel()
+                    req.box["error"] = e
+                    req.q.put(("end", None))
+                self._active.clear()
+                continue
+            for rid in list(self._active):
+                req = self._active[rid]
+                try:
+                    if req.counter.cancel.is_set():
+                        req.handle.cancel()  # frees its KV-cache blocks
+                        done = True
+                    else:
+                        if req.handle.can_read():
+                            for out in req.handle.read().values():
+                                if out.generated_ids:
+                                    req.counter.write(list(out.generated_ids))
+                                if out.finish_reason == length:
+                                    req.box["finish"] = "length"
+                        done = req.handle.get_status() != running
+                        if done:
+                            req.counter.end()
+                except Exception as e:  # e.g. detokenizing: fail this request only
+                    req.box["error"] = e
+                    req.handle.cancel()
+                    done = True
+                if done:
+                    del self._active[rid]
+                    req.q.put(("end", None))
+
+
+@dataclass
+class Request:
+    handle: Any
+    counter: Counter
+    q: Sink
+    box: dict[str, Any]
