@@ -41,3 +41,15 @@ class OptionError(OvchatError):
 
 class ContextLengthError(OvchatError):
     """The prompt does not fit in the model's context window."""
+
+
+OV_NOISE = ("Exception from", "Check '", 'Check "', "[ GENERAL_ERROR ]", "Traceback")
+MAX_REASON = 300  # characters of a library's message kept in ours
+
+
+def reason(e: BaseException) -> str:
+    """The informative line of a library's exception (OpenVINO puts source paths first)."""
+    lines = [ln.strip() for ln in str(e).splitlines() if ln.strip()]
+    useful = [ln for ln in lines if not ln.startswith(OV_NOISE) and not ln.endswith(".cpp")]
+    text = (useful or lines or [type(e).__name__])[-1]
+    return text[:MAX_REASON]

@@ -186,9 +186,8 @@ def export(
     recipe = (recipe or Recipe()).validate()
     say = progress or (lambda s: print(f"ovchat export: {s}", file=sys.stderr, flush=True))
     out = Path(output_dir).expanduser().absolute()
-    if out.exists() and not force:
-        raise OptionError(f"{out} already exists", "pass --force to replace it")
     kind = _source_kind(model)
+    _check_output(out, Path(model).expanduser().absolute() if kind != "hub" else None, force)
     if kind == "gguf" and not Path(model).expanduser().is_file():
         raise ModelNotFoundError(f"{model} does not exist", "check the path to the .gguf file")
     if kind == "dir" and not Path(model).expanduser().is_dir():
@@ -235,6 +234,23 @@ def export(
         return out
     finally:
         shutil.rmtree(work, ignore_errors=True)
+
+
+def _check_output(out: Path, source: Path | None, force: bool) -> None:
+    """Never write over the source, and --force replaces only an earlier export."""
+    if source is not None and (out == source or out in source.parents):
+        raise OptionError(f"{out} would overwrite the source {source}", "choose another OUTPUT_DIR")
+    if not out.exists():
+        return
+    if not force:
+        raise OptionError(f"{out} already exists", "pass --force to replace it")
+    if not out.is_dir():
+        raise OptionError(f"{out} exists and is not a directory", "choose another OUTPUT_DIR")
+    if any(out.iterdir()) and not (out / MANIFEST).is_file():
+        raise OptionError(
+            f"refusing to replace {out}: it is not an ovchat export (no {MANIFEST})",
+            "choose another OUTPUT_DIR, or empty it first",
+        )
 
 
 def _replace(new: Path, out: Path) -> None:

@@ -41,23 +41,7 @@ def generate(
         request = ([{"role": "system", "content": system}] if system else []) + [
             {"role": "user", "content": prompt}
         ]
-    parts: list[str] = []
-    last = None
-    for chunk in engine.stream(request, options):
-        if chunk.text:
-            parts.append(chunk.text)
-            if on_text:
-                on_text(chunk.text)
-        last = chunk
-    assert last is not None and last.finish_reason is not None
-    return Completion(
-        "".join(parts),
-        last.prompt_tokens,
-        last.generated_tokens,
-        last.ttft,
-        last.tokens_per_second,
-        last.finish_reason,
-    )
+    return Completion.collect(engine.stream(request, options), on_text)
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -75,7 +59,10 @@ def main(args: argparse.Namespace) -> int:
     if prompt is None:
         if sys.stdin.isatty():
             raise OptionError("no prompt given", 'pass one: ovchat generate "your question"')
-        prompt = sys.stdin.read()
+        try:
+            prompt = sys.stdin.buffer.read().decode("utf-8")
+        except UnicodeDecodeError as e:
+            raise OptionError("standard input is not UTF-8 text", "check its encoding") from e
     if not prompt.strip():
         raise OptionError("the prompt is empty", 'pass one: ovchat generate "your question"')
     options = options_from_args(args)

@@ -28,6 +28,7 @@ def test_generate_json_on_tiny_model(tiny_llama):
     assert obj["generated_tokens"] == 7 and obj["finish_reason"] == "length"
     assert obj["prompt_tokens"] > 3 and isinstance(obj["text"], str) and obj["text"]
     assert obj["ttft"] > 0
+    assert obj["total_seconds"] >= obj["ttft"]
 
 
 def test_generate_streams_stdin_prompt(tiny_llama):
@@ -89,7 +90,10 @@ def test_not_a_model_dir(tmp_path, tiny_llama_hf, tiny_llama):
     shutil.copytree(tiny_llama, broken)
     (broken / "openvino_model.bin").write_bytes(b"\x00" * 10)
     assert_one_line_error(
-        run_cli("generate", "hi", "-m", str(broken), "-p", "CACHE_DIR="), "could not load", "re-run"
+        run_cli("generate", "hi", "-m", str(broken), "-p", "CACHE_DIR="),
+        "could not load",
+        "re-export it",
+        "Incorrect weights",
     )
 
 

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import json
 import threading
+import time
 
 import pytest
 
@@ -70,7 +72,14 @@ def test_stop_string(engine):
 def test_close_generator_cancels(engine):
     gen = engine.stream(USER, GenerationOptions(max_new_tokens=200, temperature=0))
     next(gen)
-    gen.close()  # must return promptly, and the engine must still work afterwards
+    gen.close()  # generation must really stop, and the engine must still work afterwards
+    if engine.backend == "batching":
+        deadline = time.monotonic() + 30
+        while engine.load().active and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert engine.load().active == 0  # the request was cancelled and its blocks freed
+    else:
+        assert not engine._lock.locked()  # the worker finished: nothing holds the pipeline
     assert engine.generate(USER, GenerationOptions(max_new_tokens=3)).generated_tokens == 3
 
 
@@ -149,3 +158,52 @@ def test_unseeded_sampling_varies(engine):
     o = GenerationOptions(max_new_tokens=16, temperature=1.5, top_k=0)
     texts = {engine.generate(USER, o).text for _ in range(4)}
     assert len(texts) > 1
+
+
+def test_config_not_an_object_or_bad_context(tmp_path, tiny_llama):
+    import shutil
+
+    for bad, needle in (("[1, 2]", "not a JSON object"), ('{"max_position_embeddings": 0}',
+                        "context of 0")):  # fmt: skip
+        d = tmp_path / f"m{len(bad)}"
+        shutil.copytree(tiny_llama, d)
+        (d / "config.json").write_text(bad)
+        with pytest.raises(InvalidModelError, match=needle):
+            Engine(d)
+
+
+def test_bad_property_is_an_option_error(tiny_llama):
+    with pytest.raises(OptionError, match="FOO"):
+        Engine(tiny_llama, properties={"FOO": "bar"})
+
+
+def test_corrupted_bin_names_the_cause_and_the_fix(tmp_path, tiny_llama):
+    import shutil
+
+    d = tmp_path / "trunc"
+    shutil.copytree(tiny_llama, d)
+    data = (d / "openvino_model.bin").read_bytes()
+    (d / "openvino_model.bin").write_bytes(data[: len(data) // 3])
+    with pytest.raises(InvalidModelError) as err:
+        Engine(d, properties={"CACHE_DIR": ""})
+    msg = str(err.value)
+    assert "Exception from" not in msg and ".cpp" not in msg
+    src = json.loads((tiny_llama / "ovchat.json").read_text())["source"]["model"]
+    assert f"ovchat export {src} {d} --force" in msg  # a command that really rebuilds it
+
+
+def test_untokenizable_prompt_is_an_option_error(engine):
+    with pytest.raises(OptionError, match="not valid UTF-8"):
+        list(engine.stream("hi \udcff\udcfe"))  # undecodable bytes read with surrogateescape
+    with pytest.raises(OptionError, match="not valid UTF-8"):
+        list(engine.stream([{"role": "user", "content": "hi \udcff"}]))
+
+
+def test_pipeline_load_is_served_from_the_cache(tmp_path, tiny_llama):
+    """The second load must reuse the compiled blob, not rewrite it."""
+    cache = tmp_path / "cache"
+    Engine(tiny_llama, properties={"CACHE_DIR": str(cache)})
+    blobs = {p: p.stat().st_mtime_ns for p in cache.rglob("*.blob")}
+    assert blobs
+    Engine(tiny_llama, properties={"CACHE_DIR": str(cache)})
+    assert {p: p.stat().st_mtime_ns for p in cache.rglob("*.blob")} == blobs

@@ -111,6 +111,7 @@ def test_force_replaces_atomically(tiny_llama_hf, tmp_path):
     out = tmp_path / "m"
     out.mkdir()
     (out / "stale.txt").write_text("old")
+    (out / MANIFEST).write_text("{}")  # an earlier export: --force may replace it
     export(
         str(tiny_llama_hf), out, Recipe(weight_format="fp16"), force=True, progress=lambda s: None
     )
@@ -145,3 +146,17 @@ def test_missing_source(tmp_path):
         export(str(tmp_path / "nope.gguf"), tmp_path / "o")
     with pytest.raises(ModelNotFoundError):
         export("./does/not/exist", tmp_path / "o")
+
+
+def test_force_never_replaces_foreign_dirs_or_the_source(tiny_llama_hf, tmp_path):
+    mine = tmp_path / "notes"
+    mine.mkdir()
+    (mine / "notes.txt").write_text("precious")
+    with pytest.raises(OptionError, match="not an ovchat export"):
+        export(str(tiny_llama_hf), mine, force=True, progress=lambda s: None)
+    assert (mine / "notes.txt").read_text() == "precious"
+    with pytest.raises(OptionError, match="overwrite the source"):
+        export(str(tiny_llama_hf), tiny_llama_hf, force=True, progress=lambda s: None)
+    with pytest.raises(OptionError, match="overwrite the source"):
+        export(str(tiny_llama_hf), tiny_llama_hf.parent, force=True, progress=lambda s: None)
+    assert (tiny_llama_hf / "config.json").is_file()

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import re
-import time
 
 import pytest
 from conftest import run_cli
@@ -40,10 +39,8 @@ def test_default_model_reused(smollm2):
     from ovchat.models import resolve
 
     before = (smollm2 / "ovchat.json").stat().st_mtime_ns
-    t0 = time.perf_counter()
     assert resolve(None) == smollm2
-    assert time.perf_counter() - t0 < 5
-    assert (smollm2 / "ovchat.json").stat().st_mtime_ns == before
+    assert (smollm2 / "ovchat.json").stat().st_mtime_ns == before  # not prepared again
 
 
 def test_seed_question_via_cli(smollm2):

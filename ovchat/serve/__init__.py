@@ -15,7 +15,6 @@ from ..common import add_model_arguments, properties_from_args
 from ..engine import DEFAULT_KV_CACHE_GB, Engine
 from ..errors import OptionError
 from ..models import resolve
-from .app import create_app
 from .settings import (
     API_KEY_ENV,
     DEFAULT_HOST,
@@ -27,6 +26,15 @@ from .settings import (
 )
 
 __all__ = ["Settings", "add_arguments", "create_app", "main"]
+
+
+def __getattr__(name: str) -> Any:
+    # The web stack (FastAPI, ~0.3 s to import) loads only when a server is really made.
+    if name == "create_app":
+        from .app import create_app
+
+        return create_app
+    raise AttributeError(name)
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -44,7 +52,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="requests queued beyond those (%(default)s); more get 429")  # fmt: skip
     p.add_argument("--max-body-bytes", type=int, default=DEFAULT_MAX_BODY_BYTES,
                    help="larger request bodies get 413 (%(default)s)")  # fmt: skip
-    p.add_argument("--kv-cache-gb", type=float, default=DEFAULT_KV_CACHE_GB,
+    p.add_argument("--kv-cache-gb", type=int, default=DEFAULT_KV_CACHE_GB,
                    help="KV-cache pool shared by all requests (%(default)s)")  # fmt: skip
 
 
@@ -90,6 +98,8 @@ def _bind(host: str, port: int) -> socket.socket:
 def main(args: argparse.Namespace) -> int:
     import uvicorn
 
+    from .app import create_app
+
     settings = settings_from_args(args)
     assert settings.model_dir is not None
     # Load before binding: a bad model or device is one line on stderr, not a server log.
@@ -120,5 +130,5 @@ def main(args: argparse.Namespace) -> int:
     finally:
         engine.close()
         sock.close()
-    print("ovchat serve: stopped", file=sys.stderr)
+        print("ovchat serve: stopped", file=sys.stderr)
     return 0
