@@ -145,6 +145,35 @@ def test_chat_streams_keeps_history_and_stops(server, browser, shots):
     phone.close()
 
 
+def test_new_chat_mid_answer_forgets_it(server, browser):
+    page = browser.new_page(viewport={"width": 1280, "height": 800})
+    page.set_default_timeout(TIMEOUT_MS)
+    bodies: list[dict[str, Any]] = []
+    page.on(
+        "request",
+        lambda r: (
+            bodies.append(json.loads(r.post_data or "{}"))
+            if r.url.endswith("/v1/chat/completions")
+            else None
+        ),
+    )
+    page.goto(server.url + "/")
+    _settings(page, 3000, system="")
+    page.fill("#input", "Write a very long story about a dragon.")
+    page.press("#input", "Enter")
+    page.wait_for_function(
+        "document.querySelector('.msg.assistant.streaming')?.textContent.length > 20"
+    )
+    page.click("#clear")  # "New chat" while the answer streams
+    page.wait_for_selector("#send")
+    _settings(page, 8)
+    page.fill("#input", "Hi")
+    page.press("#input", "Enter")
+    page.wait_for_selector(".msg.assistant .note")
+    assert [m["content"] for m in bodies[-1]["messages"]] == ["Hi"]  # the old turn is gone
+    page.close()
+
+
 def test_page_reports_errors(server, browser):
     page = browser.new_page()
     page.set_default_timeout(TIMEOUT_MS)

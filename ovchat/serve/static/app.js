@@ -87,7 +87,10 @@ async function readEvents(response, onEvent) {
   }
 }
 
+let chatId = 0; // bumped by "New chat"
+
 async function send(text) {
+  const myChat = chatId;
   const system = $("system").value.trim();
   const messages = (system ? [{ role: "system", content: system }] : []).concat(history,
     [{ role: "user", content: text }]);
@@ -128,7 +131,7 @@ async function send(text) {
         if (c.finish_reason) finish = c.finish_reason;
       }
     });
-    history.push({ role: "user", content: text }, { role: "assistant", content: answer });
+    if (chatId === myChat) history.push({ role: "user", content: text }, { role: "assistant", content: answer });
     const secs = (performance.now() - started) / 1000;
     const tokens = usage ? usage.completion_tokens : "?";
     note(div, `${tokens} tokens in ${secs.toFixed(1)} s` + (finish === "length" ? " (cut at max tokens)" : ""));
@@ -136,8 +139,8 @@ async function send(text) {
     statusLine.textContent = "";
   } catch (e) {
     if (e.name === "AbortError") {
-      // Keep what arrived; it stays in the conversation as the assistant's (partial) turn.
-      history.push({ role: "user", content: text }, { role: "assistant", content: answer });
+      // Keep what arrived as the assistant's (partial) turn, unless "New chat" started over.
+      if (chatId === myChat) history.push({ role: "user", content: text }, { role: "assistant", content: answer });
       note(div, "stopped");
       div.dataset.finish = "stopped";
       statusLine.textContent = "";
@@ -169,6 +172,7 @@ input.addEventListener("keydown", (e) => {
 });
 stopBtn.addEventListener("click", () => { if (controller) controller.abort(); });
 $("clear").addEventListener("click", () => {
+  chatId += 1; // an answer still streaming belongs to the old chat
   if (controller) controller.abort();
   history.length = 0;
   showEmpty();
