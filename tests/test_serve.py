@@ -545,7 +545,8 @@ def test_32_streams_a_quarter_disconnecting(server, engine):
     assert after[gone_key] - before.get(gone_key, 0) == 8
     # the disconnected ones were stopped early: far fewer tokens than their budgets
     made = after["ovchat_generated_tokens_total"] - before["ovchat_generated_tokens_total"]
-    assert made < 24 * 30 + 8 * room
+    by_leavers = made - sum(r["usage"].completion_tokens for r in stayed)
+    assert by_leavers < 8 * room // 2  # without cancellation they would make 8 * room
     ok = server.client().chat.completions.create(
         model=engine.info.name, messages=USER, max_tokens=3
     )
