@@ -56,7 +56,7 @@ def test_seed_question_via_cli(smollm2):
     assert out["finish_reason"] == "stop" and out["generated_tokens"] < 200  # ends its turn
 
 
-def test_system_message_rendered_and_obeyed(smollm2):
+def test_system_message_rendered_and_answered(smollm2):
     e = Engine(smollm2)
     msgs = [{"role": "system", "content": "You are Zorblax, a pirate."},
             {"role": "user", "content": "Who are you?"}]  # fmt: skip

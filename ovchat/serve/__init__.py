@@ -12,7 +12,7 @@ import sys
 from typing import Any
 
 from ..common import add_model_arguments, properties_from_args
-from ..engine import DEFAULT_KV_CACHE_GB, Engine
+from ..engine import DEFAULT_KV_CACHE_GB
 from ..errors import OptionError
 from ..models import resolve
 from .settings import (
@@ -103,14 +103,7 @@ def main(args: argparse.Namespace) -> int:
     settings = settings_from_args(args)
     assert settings.model_dir is not None
     # Load before binding: a bad model or device is one line on stderr, not a server log.
-    engine = Engine(
-        settings.model_dir,
-        device=settings.device,
-        properties=settings.properties,
-        backend="batching",
-        kv_cache_gb=settings.kv_cache_gb,
-        max_num_seqs=settings.max_running,
-    )
+    engine = settings.load_engine()
     sock = _bind(settings.host, settings.port)
     port = sock.getsockname()[1]
     host = f"[{settings.host}]" if ":" in settings.host else settings.host

@@ -52,17 +52,7 @@ def create_app(settings: Settings, engine: Engine | None = None) -> FastAPI:
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         owned = state["engine"] is None
         if owned:
-            if settings.model_dir is None:
-                raise ValueError("Settings.model_dir or an engine is needed")
-            state["engine"] = await asyncio.to_thread(
-                Engine,
-                settings.model_dir,
-                device=settings.device,
-                properties=settings.properties,
-                backend="batching",
-                kv_cache_gb=settings.kv_cache_gb,
-                max_num_seqs=settings.max_running,
-            )
+            state["engine"] = await asyncio.to_thread(settings.load_engine)
         eng: Engine = state["engine"]
 
         def held() -> float:

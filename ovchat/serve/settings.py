@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ..engine import DEFAULT_DEVICE, DEFAULT_KV_CACHE_GB
+from ..engine import DEFAULT_DEVICE, DEFAULT_KV_CACHE_GB, Engine
 
 DEFAULT_HOST = "127.0.0.1"  # local only unless asked: there is no auth without --api-key
 DEFAULT_PORT = 8000
@@ -33,3 +33,16 @@ class Settings:
     @staticmethod
     def api_key_from_env() -> str | None:
         return os.environ.get(API_KEY_ENV) or None
+
+    def load_engine(self) -> Engine:
+        """The server's engine: continuous batching, as many sequences as may run at once."""
+        if self.model_dir is None:
+            raise ValueError("Settings.model_dir or an engine is needed")
+        return Engine(
+            self.model_dir,
+            device=self.device,
+            properties=self.properties,
+            backend="batching",
+            kv_cache_gb=self.kv_cache_gb,
+            max_num_seqs=self.max_running,
+        )
