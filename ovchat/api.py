@@ -20,7 +20,15 @@ from collections.abc import Generator, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from .engine import DEFAULT_DEVICE, Chunk, Completion, Engine, GenerationOptions, Messages
+from .engine import (
+    CONVERSATION_PROPERTIES,
+    DEFAULT_DEVICE,
+    Chunk,
+    Completion,
+    Engine,
+    GenerationOptions,
+    Messages,
+)
 from .errors import OptionError
 from .models import resolve
 
@@ -301,6 +309,8 @@ def load(model: str | Path | None = None, device: str = DEFAULT_DEVICE, **proper
     """Load an exported model dir (None: the default model, prepared once on first use).
 
     `properties` are OpenVINO properties (e.g. `INFERENCE_PRECISION_HINT="f32"`), on top of
-    ovchat's defaults (latency hint, one stream, a compiled-model cache).
+    ovchat's defaults (latency hint, one stream, paged attention so that each turn of a
+    conversation reuses the KV cache of the history it resends).
     """
-    return Model(Engine(resolve(model), device=device, properties=properties or None))
+    props = {**CONVERSATION_PROPERTIES, **properties}
+    return Model(Engine(resolve(model), device=device, properties=props))
