@@ -1,15 +1,782 @@
-"""`ovchat bench`: not yet built."""
+"""`ovchat bench`: ovchat against the engines a user would pick instead, side by side.
+
+Every engine runs in its own subprocess (so load time and peak RSS are its own and one
+engine's threads do not disturb the next) on the same prompts, with the same number of new
+tokens (EOS ignored), greedy:
+- ovchat: ovchat's Engine (openvino-genai LLMPipeline) on the export;
+- seed: optimum-intel OVModelForCausalLM.generate on the same IR, with the seed's ov_config;
+- torch-fp32 / torch-bf16: transformers on PyTorch, on the export's HF source (bf16 only
+  when the CPU has avx512_bf16 or AMX);
+- llamacpp: llama-cpp-python on the model's GGUF, when it is installed.
+Figures: load time cold (empty model cache) and warm (OpenVINO model cache filled), TTFT at a
+short and a long prompt, prefill tokens/s, decode tokens/s, peak RSS, size on disk; median
+and min-max over repetitions, each engine's ratio to ovchat.
+"""
 
 from __future__ import annotations
 
 import argparse
+import gc
+import json
+import math
+import os
+import platform
+import resource
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import asdict, dataclass, field
+from importlib import metadata
+from pathlib import Path
+from typing import Any
 
-from .errors import OvchatError
+from .common import properties_from_args
+from .errors import OptionError, OvchatError
+from .models import resolve
+
+ENGINES = ("ovchat", "seed", "torch-fp32", "torch-bf16", "llamacpp")
+QUICK_ENGINES = ("ovchat", "seed", "torch-fp32")
+SEED_OV_CONFIG = {"PERFORMANCE_HINT": "LATENCY", "NUM_STREAMS": "1", "CACHE_DIR": ""}
+
+
+@dataclass(frozen=True)
+class Settings:
+    """How much to measure. `quick` is a smoke run (under a minute for the default model)."""
+
+    short_tokens: int = 32
+    long_tokens: int = 1000
+    new_tokens: int = 64  # decoded per run, EOS ignored, so every engine decodes as many
+    reps: int = 3  # medians of 3 after a warm-up: a full run in ~15 min on 2 cores
+    warmups: int = 1
+    threads: int = os.cpu_count() or 1  # llama.cpp and torch; OpenVINO uses all cores too
+
+
+FULL = Settings()
+QUICK = Settings(short_tokens=16, long_tokens=128, new_tokens=16, reps=2, warmups=1)
+METRICS = (  # key, label, unit, higher is better
+    ("load_cold_s", "load cold", "s", False),
+    ("load_warm_s", "load warm", "s", False),
+    ("ttft_short_ms", "TTFT short", "ms", False),
+    ("ttft_long_ms", "TTFT long", "ms", False),
+    ("prefill_tps", "prefill", "tok/s", True),
+    ("decode_tps", "decode", "tok/s", True),
+    ("peak_rss_mb", "peak RSS", "MB", False),
+    ("size_mb", "size on disk", "MB", False),
+)
+# Issue 5's targets (reported, never asserted): ovchat's speed over the engine's.
+TARGETS = (
+    ("decode_tps", "llamacpp", 1.15),
+    ("prefill_tps", "llamacpp", 5.0),
+    ("prefill_tps", "torch-fp32", 4.0),
+)
+WORKER_TIMEOUT_S = 1800
+VERSIONED = (
+    "openvino", "openvino-genai", "optimum-intel", "transformers", "torch",
+    "llama-cpp-python", "nncf",
+)  # fmt: skip
+
+
+def _say(msg: str) -> None:
+    print(f"ovchat bench: {msg}", file=sys.stderr, flush=True)
+
+
+# -- the machine -----------------------------------------------------------------------------
+def cpu_model() -> str:
+    try:
+        out = subprocess.run(["lscpu"], capture_output=True, text=True, timeout=10).stdout
+        for line in out.splitlines():
+            if line.startswith("Model name:"):
+                return line.split(":", 1)[1].strip()
+    except (OSError, subprocess.SubprocessError):
+        pass
+    return platform.processor() or platform.machine()
+
+
+def cpu_flags() -> set[str]:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("flags"):
+                return set(line.split(":", 1)[1].split())
+    except OSError:
+        pass
+    return set()
+
+
+def has_bf16() -> bool:
+    return bool(cpu_flags() & {"avx512_bf16", "amx_bf16"})
+
+
+def versions() -> dict[str, str]:
+    out = {"python": platform.python_version()}
+    for name in VERSIONED:
+        try:
+            out[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            continue
+    return out
+
+
+def llamacpp_available() -> bool:
+    import importlib.util
+
+    return importlib.util.find_spec("llama_cpp") is not None
+
+
+# -- prompts ---------------------------------------------------------------------------------
+def prompt_text(tokenizer: Any, n_tokens: int) -> str:
+    """About `n_tokens` of deterministic English from CPython's pydoc_data, cut at a word."""
+    from .eval import corpus_text
+
+    words = corpus_text().split(" ")
+    lo, hi = 1, min(len(words), n_tokens * 2)
+    while lo < hi:  # the most words whose tokens fit
+        mid = (lo + hi + 1) // 2
+        if len(tokenizer(" ".join(words[:mid]), add_special_tokens=False)["input_ids"]) <= n_tokens:
+            lo = mid
+        else:
+            hi = mid - 1
+    return " ".join(words[:lo])
+
+
+# -- results ---------------------------------------------------------------------------------
+def summary(values: Sequence[float]) -> dict[str, Any]:
+    vals = [float(v) for v in values]
+    return {
+        "median": statistics.median(vals),
+        "min": min(vals),
+        "max": max(vals),
+        "values": vals,
+    }
+
+
+@dataclass
+class EngineResult:
+    engine: str
+    ok: bool
+    error: str | None = None
+    metrics: dict[str, dict[str, Any]] = field(default_factory=dict)
+    ratios: dict[str, float] = field(default_factory=dict)  # engine median / ovchat median
+    info: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class BenchResult:
+    model: str
+    settings: dict[str, Any]
+    machine: dict[str, Any]
+    versions: dict[str, str]
+    prompts: dict[str, int]
+    engines: list[EngineResult]
+    targets: list[dict[str, Any]]
+    skipped: dict[str, str]
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    def engine(self, name: str) -> EngineResult | None:
+        return next((e for e in self.engines if e.engine == name and e.ok), None)
+
+
+# -- the parent ------------------------------------------------------------------------------
+def bench(
+    model: str | Path | None = None,
+    engines: Sequence[str] | None = None,
+    quick: bool = False,
+    settings: Settings | None = None,
+    properties: dict[str, Any] | None = None,
+    reference: str | Path | None = None,
+    gguf: str | Path | None = None,
+    progress: Callable[[str], None] = _say,
+) -> BenchResult:
+    """Run each engine in a subprocess on the same prompts; return raw figures and ratios."""
+    from transformers import AutoTokenizer
+
+    from .engine import read_model_info
+    from .eval import reference_dir
+
+    s = settings or (QUICK if quick else FULL)
+    load_before = list(os.getloadavg())  # the machine's load says how far to trust timings
+    wanted = list(engines or (QUICK_ENGINES if quick else ENGINES))
+    unknown = [e for e in wanted if e not in ENGINES]
+    if unknown:
+        raise OptionError(f"unknown engine(s) {', '.join(unknown)}", f"use {', '.join(ENGINES)}")
+    model_dir = resolve(model)
+    info = read_model_info(model_dir)
+    skipped: dict[str, str] = {}
+    hf_dir: Path | None = None
+    if any(e.startswith("torch") for e in wanted):
+        try:
+            hf_dir = reference_dir(model_dir, reference, progress)
+        except OvchatError as e:
+            skipped.update({e2: str(e) for e2 in wanted if e2.startswith("torch")})
+    if "torch-bf16" in wanted and not has_bf16():
+        skipped["torch-bf16"] = "the CPU has neither avx512_bf16 nor AMX"
+    gguf_path = _gguf_for(model_dir, gguf, info.manifest)
+    if "llamacpp" in wanted:
+        if not llamacpp_available():
+            skipped["llamacpp"] = "llama-cpp-python is not installed (pip install ovchat[llamacpp])"
+        elif gguf_path is None:
+            skipped["llamacpp"] = "no GGUF for this model (pass --gguf)"
+    run = [e for e in wanted if e not in skipped]
+    for name, why in skipped.items():
+        progress(f"skipping {name}: {why}")
+
+    tok = AutoTokenizer.from_pretrained(str(model_dir))
+    room = info.context_length - s.new_tokens - 8  # the long prompt must fit with its answer
+    prompts = {
+        "short": prompt_text(tok, min(s.short_tokens, room)),
+        "long": prompt_text(tok, min(s.long_tokens, room)),
+    }
+    n_prompt = {k: len(tok(v, add_special_tokens=False)["input_ids"]) for k, v in prompts.items()}
+    spec = {
+        "model_dir": str(model_dir),
+        "hf_dir": str(hf_dir) if hf_dir else None,
+        "gguf": str(gguf_path) if gguf_path else None,
+        "prompts": prompts,
+        "settings": asdict(s),
+        "properties": dict(properties or {}),
+        "context_length": info.context_length,
+    }
+    results = []
+    for i, name in enumerate(run, 1):
+        progress(f"[{i}/{len(run)}] {name}: starting its subprocess")
+        results.append(_run_worker(name, spec, progress))
+    _add_ratios(results)
+    return BenchResult(
+        model=str(model_dir),
+        settings={**asdict(s), "quick": quick, "properties": spec["properties"]},
+        machine={
+            "cpu": cpu_model(),
+            "cores": os.cpu_count(),
+            "bf16": has_bf16(),
+            "amx": "amx_tile" in cpu_flags(),
+            "load_average_before": load_before,
+            "load_average_after": list(os.getloadavg()),
+        },
+        versions=versions(),
+        prompts=n_prompt,
+        engines=results,
+        targets=_targets(results),
+        skipped=skipped,
+    )
+
+
+def _gguf_for(model_dir: Path, gguf: str | Path | None, manifest: dict[str, Any]) -> Path | None:
+    if gguf:
+        p = Path(gguf).expanduser()
+        if not p.is_file():
+            raise OptionError(f"{p} does not exist", "check --gguf")
+        return p
+    src = manifest.get("source") or {}
+    if src.get("kind") == "gguf" and Path(str(src.get("model"))).is_file():
+        return Path(str(src["model"]))
+    return None
+
+
+def _run_worker(name: str, spec: dict[str, Any], progress: Callable[[str], None]) -> EngineResult:
+    with tempfile.TemporaryDirectory(prefix="ovchat-bench-") as tmp:
+        out = Path(tmp) / "result.json"
+        job = {**spec, "engine": name, "out": str(out), "tmp": tmp}
+        env = {**os.environ, "TOKENIZERS_PARALLELISM": "false", "HF_HUB_OFFLINE": "1"}
+        proc = subprocess.Popen(
+            [sys.executable, "-c", "import ovchat.bench as b; b.worker_main()"],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+            text=True,
+            env=env,
+        )
+        assert proc.stdin is not None and proc.stderr is not None
+        proc.stdin.write(json.dumps(job))
+        proc.stdin.close()
+        timer = threading.Timer(WORKER_TIMEOUT_S, proc.kill)
+        timer.start()
+        last = ""
+        try:
+            for line in proc.stderr:  # the worker's progress, live
+                if line.startswith("ovchat bench:"):
+                    progress(line.removeprefix("ovchat bench: ").rstrip())
+                elif line.strip():
+                    last = line.strip()
+            proc.wait()
+        finally:
+            timer.cancel()
+        if proc.returncode != 0 or not out.is_file():
+            why = last or f"exit code {proc.returncode}"
+            if proc.returncode is not None and proc.returncode < 0:
+                why = f"killed by signal {-proc.returncode} ({why})"
+            progress(f"{name} failed: {why[:300]}")
+            return EngineResult(name, False, why[:500])
+        data = json.loads(out.read_text())
+        return EngineResult(name, True, metrics=data["metrics"], info=data["info"])
+
+
+def _add_ratios(results: list[EngineResult]) -> None:
+    base = next((r for r in results if r.engine == "ovchat" and r.ok), None)
+    if base is None:
+        return
+    for r in results:
+        if not r.ok:
+            continue
+        for key, m in r.metrics.items():
+            b = base.metrics.get(key)
+            if b and b["median"] > 0:
+                r.ratios[key] = m["median"] / b["median"]
+
+
+def _targets(results: list[EngineResult]) -> list[dict[str, Any]]:
+    base = next((r for r in results if r.engine == "ovchat" and r.ok), None)
+    out = []
+    for key, other, want in TARGETS:
+        o = next((r for r in results if r.engine == other and r.ok), None)
+        if base is None or o is None:
+            continue
+        got = base.metrics[key]["median"] / o.metrics[key]["median"]
+        out.append({"metric": key, "against": other, "ovchat_times": got, "target": want,
+                    "met": got >= want})  # fmt: skip
+    return out
+
+
+# -- the worker (one engine, in its own process) ----------------------------------------------
+class Runner:
+    """One engine: load it, then generate exactly n new tokens from a prompt, timed."""
+
+    size_mb: float = 0.0
+
+    def prepare(self) -> None:
+        """Import the engine's libraries (kept out of the load time)."""
+
+    def load(self, cache: str | None) -> None:
+        raise NotImplementedError
+
+    def unload(self) -> None:
+        raise NotImplementedError
+
+    def run(self, prompt: str, n_new: int) -> tuple[float, float | None, int, int]:
+        """Return (ttft s, decode tok/s after the first, prompt tokens, generated tokens)."""
+        raise NotImplementedError
+
+    @property
+    def uses_ov_cache(self) -> bool:
+        return False
+
+
+def _size_mb(paths: Iterator[Path]) -> float:
+    return sum(p.stat().st_size for p in paths if p.is_file()) / 2**20
+
+
+class OvchatRunner(Runner):
+    def __init__(self, spec: dict[str, Any]) -> None:
+        self.dir = Path(spec["model_dir"])
+        self.props = spec["properties"]
+        self.size_mb = _size_mb(self.dir.glob("openvino_model.*"))
+
+    @property
+    def uses_ov_cache(self) -> bool:
+        return True
+
+    def prepare(self) -> None:
+        import openvino_genai  # noqa: F401
+
+    def load(self, cache: str | None) -> None:
+        from .engine import Engine
+
+        self.engine = Engine(self.dir, properties={"CACHE_DIR": cache or "", **self.props})
+
+    def unload(self) -> None:
+        self.engine.close()
+        del self.engine
+
+    def run(self, prompt: str, n_new: int) -> tuple[float, float | None, int, int]:
+        from .engine import GenerationOptions
+
+        options = GenerationOptions(
+            max_new_tokens=n_new, temperature=0, repetition_penalty=1.0, ignore_eos=True
+        )  # greedy, no penalty, EOS ignored: the same work for every engine
+        c = self.engine.generate(prompt, options)
+        assert c.ttft is not None
+        return c.ttft, c.tokens_per_second, c.prompt_tokens, c.generated_tokens
+
+
+class _TimingStreamer:
+    """A transformers streamer that only notes when each token arrives.
+
+    By hand because transformers' streamers decode text; we need timestamps.
+    """
+
+    def __init__(self) -> None:
+        self.times: list[float] = []
+        self.prompt_seen = False
+
+    def put(self, value: Any) -> None:
+        if not self.prompt_seen:  # generate() first puts the prompt
+            self.prompt_seen = True
+            return
+        self.times.append(time.perf_counter())
+
+    def end(self) -> None:
+        pass
+
+
+class HFRunner(Runner):
+    """transformers generate(): optimum-intel's OVModelForCausalLM or PyTorch."""
+
+    def __init__(self, spec: dict[str, Any], kind: str) -> None:
+        self.kind = kind
+        if kind == "seed":
+            self.dir = Path(spec["model_dir"])
+            self.size_mb = _size_mb(self.dir.glob("openvino_model.*"))
+        else:
+            self.dir = Path(spec["hf_dir"])
+            self.size_mb = _size_mb(
+                p for pat in ("*.safetensors", "*.bin") for p in self.dir.glob(pat)
+            )
+
+    @property
+    def uses_ov_cache(self) -> bool:
+        return self.kind == "seed"
+
+    def prepare(self) -> None:
+        import transformers
+        from transformers import AutoModelForCausalLM  # noqa: F401
+
+        transformers.logging.set_verbosity_error()
+        if self.kind == "seed":
+            from optimum.intel.openvino import OVModelForCausalLM  # noqa: F401
+
+    def load(self, cache: str | None) -> None:
+        import torch
+        from transformers import AutoConfig, AutoTokenizer
+
+        self.tok = AutoTokenizer.from_pretrained(str(self.dir))
+        if self.kind == "seed":  # the seed's own calls, on CPU
+            from optimum.intel.openvino import OVModelForCausalLM
+
+            self.model = OVModelForCausalLM.from_pretrained(
+                str(self.dir),
+                device="CPU",
+                ov_config={**SEED_OV_CONFIG, "CACHE_DIR": cache or ""},
+                config=AutoConfig.from_pretrained(str(self.dir)),
+            )
+        else:
+            from transformers import AutoModelForCausalLM
+
+            dtype = torch.bfloat16 if self.kind == "torch-bf16" else torch.float32
+            self.model = AutoModelForCausalLM.from_pretrained(str(self.dir), dtype=dtype).eval()
+
+    def unload(self) -> None:
+        del self.model
+
+    def run(self, prompt: str, n_new: int) -> tuple[float, float | None, int, int]:
+        import torch
+
+        inputs = self.tok(prompt, return_tensors="pt", add_special_tokens=False)
+        streamer = _TimingStreamer()
+        t0 = time.perf_counter()
+        with torch.inference_mode():
+            self.model.generate(
+                **inputs,
+                max_new_tokens=n_new,
+                min_new_tokens=n_new,  # EOS ignored: the same count for every engine
+                do_sample=False,
+                repetition_penalty=1.0,
+                streamer=streamer,
+                pad_token_id=self.tok.eos_token_id,
+            )
+        ts = streamer.times
+        tps = (len(ts) - 1) / (ts[-1] - ts[0]) if len(ts) > 1 and ts[-1] > ts[0] else None
+        return ts[0] - t0, tps, int(inputs["input_ids"].shape[1]), len(ts)
+
+
+class LlamaCppRunner(Runner):
+    def __init__(self, spec: dict[str, Any]) -> None:
+        self.path = Path(spec["gguf"])
+        self.hf_tok_dir = Path(spec["model_dir"])
+        self.threads = int(spec["settings"]["threads"])
+        self.n_ctx = int(spec["context_length"])
+        self.size_mb = _size_mb(iter([self.path]))
+
+    def prepare(self) -> None:
+        import llama_cpp  # noqa: F401
+
+    def load(self, cache: str | None) -> None:
+        from llama_cpp import Llama
+
+        self.llm = Llama(
+            model_path=str(self.path),
+            n_ctx=min(self.n_ctx, 4096),
+            n_threads=self.threads,
+            n_threads_batch=self.threads,
+            n_batch=512,
+            verbose=False,
+        )
+
+    def unload(self) -> None:
+        self.llm.close()
+        del self.llm
+
+    def run(self, prompt: str, n_new: int) -> tuple[float, float | None, int, int]:
+        ids = self.llm.tokenize(prompt.encode(), add_bos=False, special=False)
+        self.llm.reset()  # no prefix reuse between repetitions
+        times: list[float] = []
+        t0 = time.perf_counter()
+        for _ in self.llm.generate(ids, top_k=1, temp=0.0, repeat_penalty=1.0):
+            times.append(time.perf_counter())  # generate() never stops on EOS by itself
+            if len(times) >= n_new:
+                break
+        tps = (len(times) - 1) / (times[-1] - times[0]) if len(times) > 1 else None
+        return times[0] - t0, tps, len(ids), len(times)
+
+
+def peak_rss_mb() -> float:
+    """This process's peak resident memory. VmHWM, not ru_maxrss: Linux carries ru_maxrss
+    over from the parent across fork+exec, VmHWM starts afresh with the new program."""
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024
+    except (OSError, ValueError, IndexError):
+        pass
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def make_runner(spec: dict[str, Any]) -> Runner:
+    name = spec["engine"]
+    if name == "ovchat":
+        return OvchatRunner(spec)
+    if name in ("seed", "torch-fp32", "torch-bf16"):
+        return HFRunner(spec, name)
+    if name == "llamacpp":
+        return LlamaCppRunner(spec)
+    raise OptionError(f"unknown engine {name}")
+
+
+def measure(spec: dict[str, Any], say: Callable[[str], None]) -> dict[str, Any]:
+    """In the worker: load cold and warm, then timed runs at the short and the long prompt."""
+    s = Settings(**spec["settings"])
+    name = spec["engine"]
+    r = make_runner(spec)
+    cache = str(Path(spec["tmp"]) / "ov_cache")
+    # Cold: an empty OpenVINO model cache (compiled from the IR, and the cache written);
+    # warm: the filled cache. torch and llama.cpp have no such cache: warm is their second
+    # load, with the files in the OS page cache.
+    say(f"{name}: loading cold")
+    t = time.perf_counter()
+    r.load(cache if r.uses_ov_cache else None)
+    cold = time.perf_counter() - t
+    r.unload()
+    gc.collect()
+    say(f"{name}: loaded cold in {cold:.1f}s; loading warm")
+    t = time.perf_counter()
+    r.load(cache if r.uses_ov_cache else None)
+    warm = time.perf_counter() - t
+    for i in range(s.warmups):
+        say(f"{name}: warm-up {i + 1}/{s.warmups}")
+        r.run(spec["prompts"]["short"], s.new_tokens)
+        r.run(spec["prompts"]["long"], 2)
+    ttft_s, ttft_l, decode = [], [], []
+    n_prompt = {}
+    generated = []
+    for i in range(s.reps):
+        ttft, tps, n_p, n_gen = r.run(spec["prompts"]["short"], s.new_tokens)
+        ttft_s.append(ttft * 1000)
+        n_prompt["short"] = n_p
+        generated.append(n_gen)
+        if tps is not None:
+            decode.append(tps)
+        ttft, _, n_p, _ = r.run(spec["prompts"]["long"], 2)
+        ttft_l.append(ttft * 1000)
+        n_prompt["long"] = n_p
+        say(
+            f"{name}: rep {i + 1}/{s.reps}: TTFT {ttft_s[-1]:.0f} / {ttft_l[-1]:.0f} ms, "
+            f"decode {decode[-1] if decode else float('nan'):.1f} tok/s"
+        )
+    rss_mb = peak_rss_mb()
+    metrics = {
+        "load_cold_s": summary([cold]),
+        "load_warm_s": summary([warm]),
+        "ttft_short_ms": summary(ttft_s),
+        "ttft_long_ms": summary(ttft_l),
+        "prefill_tps": summary([n_prompt["long"] / (t / 1000) for t in ttft_l]),
+        "decode_tps": summary(decode or [float("nan")]),
+        "peak_rss_mb": summary([rss_mb]),
+        "size_mb": summary([r.size_mb]),
+    }
+    info = {"prompt_tokens": n_prompt, "generated_tokens": generated}
+    if isinstance(r, OvchatRunner):
+        info["properties"] = {k: str(v) for k, v in r.engine.properties.items()}
+    return {"metrics": metrics, "info": info}
+
+
+def worker_main() -> None:
+    spec = json.loads(sys.stdin.read())
+    threads = int(spec["settings"]["threads"])
+    if spec["engine"].startswith("torch"):
+        import torch
+
+        torch.set_num_threads(threads)
+
+    def say(m: str) -> None:
+        print(f"ovchat bench: {m}", file=sys.stderr, flush=True)
+
+    result = measure(spec, say)
+    Path(spec["out"]).write_text(json.dumps(result))
+
+
+# -- output ----------------------------------------------------------------------------------
+def _fmt(v: float) -> str:
+    if not math.isfinite(v):
+        return "-"
+    return f"{v:.0f}" if abs(v) >= 100 else f"{v:.1f}" if abs(v) >= 10 else f"{v:.2f}"
+
+
+def render_table(r: BenchResult) -> Any:
+    from rich.table import Table
+
+    t = Table(title=f"ovchat bench: {Path(r.model).name} on {r.machine['cpu']}, "
+              f"{r.machine['cores']} cores (median, min-max; ×: engine / ovchat)")  # fmt: skip
+    t.add_column("engine")
+    for _, label, unit, _ in METRICS:
+        t.add_column(f"{label} {unit}", justify="right")
+    for e in r.engines:
+        if not e.ok:
+            t.add_row(e.engine, f"failed: {e.error}")
+            continue
+        cells = []
+        for key, *_ in METRICS:
+            m = e.metrics[key]
+            cell = _fmt(m["median"])
+            if len(m["values"]) > 1:
+                cell += f" ({_fmt(m['min'])}-{_fmt(m['max'])})"
+            if e.engine != "ovchat" and key in e.ratios:
+                cell += f"\n×{e.ratios[key]:.2f}"
+            cells.append(cell)
+        t.add_row(e.engine, *cells)
+    return t
+
+
+def markdown_table(r: BenchResult) -> str:
+    head = "| engine | " + " | ".join(f"{lbl} ({u})" for _, lbl, u, _ in METRICS) + " |"
+    lines = [head, "|---|" + "---:|" * len(METRICS)]
+    for e in r.engines:
+        if not e.ok:
+            continue
+        cells = []
+        for key, *_ in METRICS:
+            m = e.metrics[key]
+            cell = _fmt(m["median"])
+            if len(m["values"]) > 1:
+                cell += f" ({_fmt(m['min'])}–{_fmt(m['max'])})"
+            if e.engine != "ovchat" and key in e.ratios:
+                cell += f" ×{e.ratios[key]:.2f}"
+            cells.append(cell)
+        lines.append(f"| {e.engine} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def chart(r: BenchResult, path: str | Path) -> Path:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    ok = [e for e in r.engines if e.ok]
+    keys = list(METRICS)
+    cols = (len(keys) + 1) // 2
+    fig, grid = plt.subplots(2, cols, figsize=(3.2 * cols, 7.0))
+    axes = list(grid.flat)[: len(keys)]
+    names = [e.engine for e in ok]
+    colors = ["#0068b5" if n == "ovchat" else "#9aa5b1" for n in names]
+    for ax, (key, label, unit, higher) in zip(axes, keys, strict=True):
+        med = [e.metrics[key]["median"] for e in ok]
+        lo = [max(0.0, m - e.metrics[key]["min"]) for m, e in zip(med, ok, strict=True)]
+        hi = [max(0.0, e.metrics[key]["max"] - m) for m, e in zip(med, ok, strict=True)]
+        ax.bar(names, med, color=colors, yerr=[lo, hi], capsize=3)
+        ax.set_title(f"{label} ({unit})\n{'higher' if higher else 'lower'} is better", fontsize=9)
+        ax.tick_params(axis="x", labelrotation=45, labelsize=8)
+        ax.tick_params(axis="y", labelsize=8)
+    fig.suptitle(f"{Path(r.model).name} — {r.machine['cpu']}, {r.machine['cores']} cores",
+                 fontsize=10)  # fmt: skip
+    fig.tight_layout()
+    out = Path(path)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(out, dpi=110)
+    plt.close(fig)
+    return out
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    pass
+    p.add_argument("-m", "--model", help="exported model dir (default: SmolLM2-135M-Instruct)")
+    p.add_argument("--engines", help=f"comma-separated, from {','.join(ENGINES)} (default: all)")
+    p.add_argument("--quick", action="store_true", help="smoke run: fewer reps, short prompts")
+    p.add_argument("--reps", type=int, help="timed repetitions per prompt")
+    p.add_argument("--new-tokens", type=int, help="tokens decoded per run (EOS ignored)")
+    p.add_argument("--long-tokens", type=int, help="long prompt length in tokens")
+    p.add_argument("--threads", type=int, help="threads for torch and llama.cpp")
+    p.add_argument("--reference", help="HF dir for the PyTorch engines (default: manifest)")
+    p.add_argument("--gguf", help="GGUF for llama.cpp (default: the manifest's source)")
+    p.add_argument(
+        "-p", "--property", action="append", default=[], metavar="KEY=VALUE",
+        help="OpenVINO property for the ovchat engine, repeatable",
+    )  # fmt: skip
+    p.add_argument("--json", nargs="?", const="-", metavar="PATH", help="JSON to stdout or PATH")
+    p.add_argument("--chart", metavar="PNG", help="write a bar chart")
+    p.add_argument("--markdown", action="store_true", help="print a Markdown table too")
 
 
 def main(args: argparse.Namespace) -> int:
-    raise OvchatError("ovchat bench is not built yet")
+    from dataclasses import replace
+
+    from rich.console import Console
+
+    s = QUICK if args.quick else FULL
+    for key, value in (("reps", args.reps), ("new_tokens", args.new_tokens),
+                       ("long_tokens", args.long_tokens), ("threads", args.threads)):  # fmt: skip
+        if value is not None:
+            if value < 1:
+                raise OptionError(f"--{key.replace('_', '-')} must be at least 1, got {value}")
+            s = replace(s, **{key: value})
+    engines = [e.strip() for e in args.engines.split(",") if e.strip()] if args.engines else None
+    r = bench(
+        args.model,
+        engines,
+        quick=args.quick,
+        settings=s,
+        properties=properties_from_args(args),
+        reference=args.reference,
+        gguf=args.gguf,
+    )
+    to_stdout = args.json == "-"
+    console = Console(stderr=to_stdout, width=max(160, shutil.get_terminal_size().columns))
+    console.print(render_table(r))
+    console.print(
+        f"prompts: {r.prompts['short']} and {r.prompts['long']} tokens; {r.settings['new_tokens']}"
+        f" new tokens per run; {r.settings['reps']} reps after {r.settings['warmups']} warm-up",
+        highlight=False,
+    )
+    console.print("versions: " + ", ".join(f"{k} {v}" for k, v in r.versions.items()),
+                  highlight=False)  # fmt: skip
+    for t in r.targets:
+        console.print(
+            f"target: ovchat {t['metric']} {t['ovchat_times']:.2f}× {t['against']} "
+            f"(want ≥ {t['target']}×: {'met' if t['met'] else 'NOT met'})",
+            highlight=False,
+        )
+    for name, why in r.skipped.items():
+        console.print(f"skipped {name}: {why}", highlight=False)
+    if args.markdown:
+        console.print(markdown_table(r), markup=False, highlight=False)
+    if args.chart:
+        console.print(f"chart: {chart(r, args.chart)}", highlight=False)
+    if args.json:
+        text = json.dumps(r.to_dict(), indent=2)
+        if to_stdout:
+            print(text)
+        else:
+            Path(args.json).write_text(text + "\n")
+    return 0 if all(e.ok for e in r.engines) else 1
