@@ -7,7 +7,7 @@
 #   CMAKE_ARGS="-DGGML_NATIVE=OFF -DGGML_AVX=ON -DGGML_AVX2=ON -DGGML_FMA=ON -DGGML_F16C=ON \
 #     -DGGML_BMI2=ON -DGGML_AVX_VNNI=ON -DGGML_AVX512=ON -DGGML_AVX512_VBMI=ON \
 #     -DGGML_AVX512_VNNI=ON -DGGML_AVX512_BF16=ON -DGGML_AMX_TILE=OFF -DGGML_AMX_INT8=OFF \
-#     -DGGML_AMX_BF16=OFF -DLLAVA_BUILD=OFF" .venv/bin/pip install --no-deps llama-cpp-python==0.3.36
+#     -DGGML_AMX_BF16=OFF -DLLAVA_BUILD=OFF" .venv/bin/pip install --no-deps llama-cpp-python==0.3.36 diskcache==5.6.3
 set -euo pipefail
 cd "$(dirname "$0")/.."
 OVCHAT=${OVCHAT:-.venv/bin/ovchat}
