@@ -31,7 +31,6 @@ import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import asdict, dataclass, field
-from importlib import metadata
 from pathlib import Path
 from typing import Any
 
@@ -112,13 +111,9 @@ def has_bf16() -> bool:
 
 
 def versions() -> dict[str, str]:
-    out = {"python": platform.python_version()}
-    for name in VERSIONED:
-        try:
-            out[name] = metadata.version(name)
-        except metadata.PackageNotFoundError:
-            continue
-    return out
+    from .export import versions as installed
+
+    return {"python": platform.python_version(), **installed(VERSIONED)}
 
 
 def llamacpp_available() -> bool:

@@ -17,7 +17,7 @@ import sys
 import tempfile
 import time
 from collections import Counter
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from importlib import metadata
@@ -98,9 +98,10 @@ class Recipe:
         return None
 
 
-def versions() -> dict[str, str]:
+def versions(names: Sequence[str] = VERSIONED) -> dict[str, str]:
+    """Installed versions of `names` (missing packages left out)."""
     out = {}
-    for name in VERSIONED:
+    for name in names:
         try:
             out[name] = metadata.version(name)
         except metadata.PackageNotFoundError:
