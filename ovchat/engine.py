@@ -98,6 +98,10 @@ class GenerationOptions:
         return self
 
 
+class Tokens(tuple[int, ...]):
+    """A prompt already tokenized (e.g. by a caller that checked its length): sent as is."""
+
+
 @dataclass(frozen=True)
 class Chunk:
     """One piece of a streamed answer, with the stats so far.
@@ -350,14 +354,16 @@ class Engine:
             raise OptionError(f"the prompt cannot be tokenized: {reason(e)}") from e
         return [int(i) for i in ids[0]]
 
-    def prompt_ids(self, prompt: str | Messages) -> list[int]:
+    def prompt_ids(self, prompt: str | Messages | Tokens) -> list[int]:
+        if isinstance(prompt, Tokens):
+            return list(prompt)
         text = prompt if isinstance(prompt, str) else self.render(prompt)
         return self.encode(text)
 
     # -- the primitive ---------------------------------------------------------------------
     def stream(
         self,
-        prompt: str | Messages,
+        prompt: str | Messages | Tokens,
         options: GenerationOptions | None = None,
         cancel: threading.Event | None = None,
     ) -> Iterator[Chunk]:
@@ -374,7 +380,7 @@ class Engine:
 
     async def astream(
         self,
-        prompt: str | Messages,
+        prompt: str | Messages | Tokens,
         options: GenerationOptions | None = None,
         cancel: threading.Event | None = None,
     ) -> AsyncIterator[Chunk]:
@@ -416,7 +422,7 @@ class Engine:
             self._loop.release(handle)
 
     def _prepare(
-        self, prompt: str | Messages, options: GenerationOptions | None
+        self, prompt: str | Messages | Tokens, options: GenerationOptions | None
     ) -> tuple[GenerationOptions, list[int], Any]:
         """Validate, tokenize, check the window, clamp the budget, build genai's config."""
         options = (options or GenerationOptions()).validate()

@@ -207,3 +207,12 @@ def test_pipeline_load_is_served_from_the_cache(tmp_path, tiny_llama):
     assert blobs
     Engine(tiny_llama, properties={"CACHE_DIR": str(cache)})
     assert {p: p.stat().st_mtime_ns for p in cache.rglob("*.blob")} == blobs
+
+
+def test_pretokenized_prompt_is_sent_as_is(engine):
+    from ovchat.engine import Tokens
+
+    o = GenerationOptions(max_new_tokens=8, temperature=0)
+    ids = engine.prompt_ids(USER)
+    a, b = engine.generate(USER, o), engine.generate(Tokens(ids), o)
+    assert (a.text, a.prompt_tokens) == (b.text, b.prompt_tokens) == (a.text, len(ids))

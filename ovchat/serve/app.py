@@ -20,7 +20,7 @@ from fastapi.responses import FileResponse, JSONResponse, Response
 from fastapi.staticfiles import StaticFiles
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from ..engine import Engine, GenerationOptions
+from ..engine import Engine, GenerationOptions, Tokens
 from ..errors import ContextLengthError, OptionError
 from .guard import Guard
 from .metrics import CONTENT_TYPE, Metrics
@@ -130,10 +130,10 @@ def create_app(settings: Settings, engine: Engine | None = None) -> FastAPI:
     ) -> Response:
         eng = get_engine()
         arrived = time.perf_counter()
-        options = await _options(eng, body, prompt)
+        options, ids = await _options(eng, body, prompt)
         await slots_acquire(request)
         cancel = threading.Event()
-        chunks = eng.astream(prompt, options, cancel)  # sets `cancel` however it is left
+        chunks = eng.astream(Tokens(ids), options, cancel)  # sets `cancel` however it is left
         tracker = Tracker(metrics, arrived)
         if body.stream:
             events = sse(chunks, tracker, name, chat, body.include_usage(), request)
@@ -172,7 +172,7 @@ def _model_card(eng: Engine) -> dict[str, Any]:
 
 async def _options(
     eng: Engine, body: ChatRequest | CompletionRequest, prompt: Any
-) -> GenerationOptions:
+) -> tuple[GenerationOptions, list[int]]:
     """Validate the prompt against the window and build the options (a 400 on any problem)."""
     ctx = eng.info.context_length
     budget = body.budget()
@@ -189,7 +189,8 @@ async def _options(
     where = "messages" if isinstance(body, ChatRequest) else "prompt"
     try:
         # Inline, not in a thread: genai's step() holds the GIL, so a thread hop costs a step.
-        n_prompt = len(eng.prompt_ids(prompt))
+        ids = eng.prompt_ids(prompt)  # tokenized once: the engine is handed these ids
+        n_prompt = len(ids)
     except Exception as e:  # a template refusing a role order, text the tokenizer rejects
         raise APIError(400, f"the {where} cannot be tokenized: {_short(e)}", param=where) from e
     if n_prompt == 0:
@@ -204,7 +205,7 @@ async def _options(
         )
     try:
         # An answer that would overflow the window is cut to what fits (finish_reason "length").
-        return GenerationOptions(
+        options = GenerationOptions(
             max_new_tokens=min(budget or DEFAULT_ANSWER_TOKENS, ctx - n_prompt),
             temperature=body.temperature,
             top_p=body.top_p,
@@ -212,6 +213,7 @@ async def _options(
             stop=body.stop_tuple(),
             ignore_eos=body.ignore_eos,
         ).validate()
+        return options, ids
     except OptionError as e:
         raise APIError(400, str(e)) from e
 
