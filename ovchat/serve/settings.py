@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ..engine import DEFAULT_DEVICE, DEFAULT_KV_CACHE_GB, Engine
+from ..engine import DEFAULT_DEVICE, DEFAULT_KV_CACHE_GB, Engine, GenerationOptions
 
 DEFAULT_HOST = "127.0.0.1"  # local only unless asked: there is no auth without --api-key
 DEFAULT_PORT = 8000
@@ -15,6 +15,7 @@ DEFAULT_MAX_RUNNING = 16  # requests decoded together (the batching pipeline's m
 DEFAULT_MAX_WAITING = 64  # requests queued for a slot; one more gets 429
 DEFAULT_MAX_BODY_BYTES = 1 << 20  # 1 MiB: far above any prompt a small context window takes
 API_KEY_ENV = "OVCHAT_API_KEY"
+WARMUP_PROMPT = "Hello"  # raw text: one short prefill and one decode step
 
 
 @dataclass(frozen=True)
@@ -38,7 +39,7 @@ class Settings:
         """The server's engine: continuous batching, as many sequences as may run at once."""
         if self.model_dir is None:
             raise ValueError("Settings.model_dir or an engine is needed")
-        return Engine(
+        engine = Engine(
             self.model_dir,
             device=self.device,
             properties=self.properties,
@@ -46,3 +47,7 @@ class Settings:
             kv_cache_gb=self.kv_cache_gb,
             max_num_seqs=self.max_running,
         )
+        # The first inference pays one-time setup (~0.5-1 s): pay it before "ready", not in
+        # the first user's time to first token.
+        engine.generate(WARMUP_PROMPT, GenerationOptions(max_new_tokens=1))
+        return engine
