@@ -31,7 +31,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .common import properties_from_args
+from .common import add_report_arguments, properties_from_args, write_json
 from .errors import OptionError, OvchatError
 from .models import resolve
 
@@ -341,6 +341,17 @@ def _fmt(v: float) -> str:
     return f"{v:.0f}" if abs(v) >= 100 else f"{v:.1f}" if abs(v) >= 10 else f"{v:.2f}"
 
 
+def _cell(e: EngineResult, key: str, dash: str, before_ratio: str) -> str:
+    """median (min–max), then ×ratio to ovchat: one format for the terminal and Markdown."""
+    m = e.metrics[key]
+    cell = _fmt(m["median"])
+    if len(m["values"]) > 1:
+        cell += f" ({_fmt(m['min'])}{dash}{_fmt(m['max'])})"
+    if e.engine != "ovchat" and key in e.ratios:
+        cell += f"{before_ratio}×{e.ratios[key]:.2f}"
+    return cell
+
+
 def render_table(r: BenchResult) -> Any:
     from rich.table import Table
 
@@ -353,15 +364,7 @@ def render_table(r: BenchResult) -> Any:
         if not e.ok:
             t.add_row(e.engine, f"failed: {e.error}")
             continue
-        cells = []
-        for key, *_ in METRICS:
-            m = e.metrics[key]
-            cell = _fmt(m["median"])
-            if len(m["values"]) > 1:
-                cell += f" ({_fmt(m['min'])}-{_fmt(m['max'])})"
-            if e.engine != "ovchat" and key in e.ratios:
-                cell += f"\n×{e.ratios[key]:.2f}"
-            cells.append(cell)
+        cells = [_cell(e, key, "-", "\n") for key, *_ in METRICS]
         t.add_row(e.engine, *cells)
     return t
 
@@ -372,15 +375,7 @@ def markdown_table(r: BenchResult) -> str:
     for e in r.engines:
         if not e.ok:
             continue
-        cells = []
-        for key, *_ in METRICS:
-            m = e.metrics[key]
-            cell = _fmt(m["median"])
-            if len(m["values"]) > 1:
-                cell += f" ({_fmt(m['min'])}–{_fmt(m['max'])})"
-            if e.engine != "ovchat" and key in e.ratios:
-                cell += f" ×{e.ratios[key]:.2f}"
-            cells.append(cell)
+        cells = [_cell(e, key, "–", " ") for key, *_ in METRICS]
         lines.append(f"| {e.engine} | " + " | ".join(cells) + " |")
     return "\n".join(lines)
 
@@ -430,9 +425,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         "-p", "--property", action="append", default=[], metavar="KEY=VALUE",
         help="OpenVINO property for the ovchat engine, repeatable",
     )  # fmt: skip
-    p.add_argument("--json", nargs="?", const="-", metavar="PATH", help="JSON to stdout or PATH")
     p.add_argument("--chart", metavar="PNG", help="write a bar chart")
-    p.add_argument("--markdown", action="store_true", help="print a Markdown table too")
+    add_report_arguments(p)
 
 
 def main(args: argparse.Namespace) -> int:
@@ -480,9 +474,5 @@ def main(args: argparse.Namespace) -> int:
     if args.chart:
         console.print(f"chart: {chart(r, args.chart)}", highlight=False)
     if args.json:
-        text = json.dumps(r.to_dict(), indent=2)
-        if to_stdout:
-            print(text)
-        else:
-            Path(args.json).write_text(text + "\n")
+        write_json(r.to_dict(), args.json)
     return 0 if all(e.ok for e in r.engines) else 1

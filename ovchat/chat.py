@@ -25,6 +25,7 @@ from .common import (
     add_model_arguments,
     options_from_args,
     properties_from_args,
+    stats_line,
 )
 from .errors import OptionError, OvchatError
 from .paths import history_file
@@ -127,17 +128,7 @@ class ChatLoop:
     def _stats_line(self) -> str:
         c = self.conv.last
         assert c is not None
-        parts = [f"{c.generated_tokens} tokens"]
-        if c.tokens_per_second:
-            parts.append(f"{c.tokens_per_second:.1f} tok/s")
-        if c.ttft is not None:
-            parts.append(f"first token {c.ttft * 1000:.0f} ms")
-        parts.append(f"{self.conv.context_tokens}/{self.conv.model.context_length} in context")
-        if c.finish_reason == "length":
-            parts.append("cut at the token limit")
-        elif c.finish_reason == "cancelled":
-            parts.append("stopped")
-        return " · ".join(parts)
+        return stats_line(c, (self.conv.context_tokens, self.conv.model.context_length))
 
     # -- commands ----------------------------------------------------------------------------
     def command(self, text: str) -> bool:

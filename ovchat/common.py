@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import argparse
+import json
+from pathlib import Path
 from typing import Any
 
-from .engine import DEFAULT_DEVICE, DEFAULT_MAX_NEW_TOKENS, GenerationOptions
+from .engine import DEFAULT_DEVICE, DEFAULT_MAX_NEW_TOKENS, Completion, GenerationOptions
 from .errors import OptionError
 
 
@@ -42,6 +44,40 @@ def options_from_args(a: argparse.Namespace) -> GenerationOptions:
         seed=a.seed,
         stop=tuple(a.stop),
     ).validate()
+
+
+def stats_line(c: Completion, context: tuple[int, int] | None = None) -> str:
+    """The short line after an answer (generate --stats, chat): tokens, speed, first token,
+    (tokens in context / window), and why it ended when that was not the model's choice."""
+    parts = [f"{c.generated_tokens} tokens"]
+    if c.tokens_per_second:
+        parts.append(f"{c.tokens_per_second:.1f} tok/s")
+    if c.ttft is not None:
+        parts.append(f"first token {c.ttft * 1000:.0f} ms")
+    if context is not None:
+        parts.append(f"{context[0]}/{context[1]} in context")
+    else:
+        parts.append(f"{c.prompt_tokens} prompt tokens")
+    if c.finish_reason == "length":
+        parts.append("cut at the token limit")
+    elif c.finish_reason == "cancelled":
+        parts.append("stopped")
+    return " · ".join(parts)
+
+
+def add_report_arguments(p: argparse.ArgumentParser) -> None:
+    """--json and --markdown, shared by the verbs that report tables (bench, eval)."""
+    p.add_argument("--json", nargs="?", const="-", metavar="PATH", help="JSON to stdout or PATH")
+    p.add_argument("--markdown", action="store_true", help="print a Markdown table too")
+
+
+def write_json(data: Any, dest: str) -> None:
+    """`--json` output: "-" is stdout (the human-readable report then goes to stderr)."""
+    text = json.dumps(data, indent=2)
+    if dest == "-":
+        print(text)
+    else:
+        Path(dest).write_text(text + "\n")
 
 
 def properties_from_args(a: argparse.Namespace) -> dict[str, Any]:

@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import argparse
 import hashlib
-import json
 import math
 import sys
 from collections.abc import Callable, Iterator
@@ -24,6 +23,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from .common import add_report_arguments, write_json
 from .engine import check_model_dir, read_model_info
 from .errors import ModelNotFoundError, OptionError
 from .export import MANIFEST, Recipe, export
@@ -355,8 +355,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--recipes", action="store_true", help="also export and compare recipes")
     p.add_argument("--max-tokens", type=int, default=DEFAULT_MAX_TOKENS)
     p.add_argument("--window", type=int, default=DEFAULT_WINDOW, help="tokens per window")
-    p.add_argument("--json", nargs="?", const="-", metavar="PATH", help="JSON to stdout or PATH")
-    p.add_argument("--markdown", action="store_true", help="print a Markdown table too")
+    add_report_arguments(p)
 
 
 def main(args: argparse.Namespace) -> int:
@@ -379,9 +378,5 @@ def main(args: argparse.Namespace) -> int:
     if args.markdown:
         console.print(markdown_table(r), markup=False, highlight=False)
     if args.json:
-        text = json.dumps(r.to_dict(), indent=2)
-        if to_stdout:
-            print(text)
-        else:
-            Path(args.json).write_text(text + "\n")
+        write_json(r.to_dict(), args.json)
     return 0

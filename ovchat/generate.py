@@ -15,6 +15,7 @@ from .common import (
     add_model_arguments,
     options_from_args,
     properties_from_args,
+    stats_line,
 )
 from .engine import DEFAULT_DEVICE, Completion, Engine, GenerationOptions
 from .errors import OptionError
@@ -89,14 +90,5 @@ def main(args: argparse.Namespace) -> int:
             sys.stdout.write("\n")
         sys.stdout.flush()
     if args.stats:
-        print(_stats_line(result), file=sys.stderr)
+        print(stats_line(result), file=sys.stderr)
     return 0
-
-
-def _stats_line(c: Completion) -> str:
-    ttft = f"{c.ttft * 1000:.0f} ms" if c.ttft is not None else "-"
-    tps = f"{c.tokens_per_second:.1f} tok/s" if c.tokens_per_second else "-"
-    return (
-        f"[{c.prompt_tokens} prompt + {c.generated_tokens} generated tokens, "
-        f"first token {ttft}, {tps}, {c.finish_reason}]"
-    )
