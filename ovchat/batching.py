@@ -54,18 +54,17 @@ class StepLoop:
         counter: Counter,
         q: Sink,
         box: dict[str, Any],
-    ) -> int:
+    ) -> None:
         with self._cv:
             if self._stopped:
                 box["error"] = OvchatError("the engine is closed", "create a new Engine")
                 q.put(("end", None))
-                return rid
+                return
             self._new.append((rid, ids, config, Request(None, counter, q, box)))
             self._cv.notify()
-        return rid
 
-    def release(self, rid: int) -> None:
-        """Consumer went away (its cancel event is set): wake the loop so it cancels at once."""
+    def wake(self) -> None:
+        """A consumer went away (its cancel event is set): wake the loop so it cancels at once."""
         with self._cv:
             self._cv.notify()
 

@@ -402,13 +402,7 @@ class Engine:
                 cancel.set()  # the worker's stream() sees it at its next token
             return
         options, ids, config = self._prepare(prompt, options)
-        if self._loop is None:
-            raise OvchatError("the engine is closed", "create a new Engine")
-        sink = _LoopSink(loop, aq)
-        counter = _Counter(self.tokenizer, sink, cancel)
-        counter.start = time.perf_counter()
-        box: dict[str, Any] = {}
-        handle = self._loop.submit(next(self._ids), _ov_tensor(ids), config, counter, sink, box)
+        counter, box, steps = self._submit(ids, config, cancel, _LoopSink(loop, aq))
         try:
             while True:
                 kind, payload = await aq.get()
@@ -419,7 +413,7 @@ class Engine:
             yield _final(counter, len(ids), options, cancel, box)
         finally:
             cancel.set()
-            self._loop.release(handle)
+            steps.wake()
 
     def _prepare(
         self, prompt: str | Messages | Tokens, options: GenerationOptions | None
@@ -517,18 +511,25 @@ class Engine:
     def _stream_batching(
         self, ids: list[int], config: Any, options: GenerationOptions, cancel: threading.Event
     ) -> Iterator[Chunk]:
-        if self._loop is None:
-            raise OvchatError("the engine is closed", "create a new Engine")
         q: queue.Queue[tuple[str, Any]] = queue.Queue()
-        counter = _Counter(self.tokenizer, q, cancel)
-        counter.start = time.perf_counter()
-        box: dict[str, Any] = {}
-        handle = self._loop.submit(next(self._ids), _ov_tensor(ids), config, counter, q, box)
+        counter, box, loop = self._submit(ids, config, cancel, q)
         try:
             yield from _drain(q, counter, len(ids), options, cancel, box)
         finally:
             cancel.set()
-            self._loop.release(handle)
+            loop.wake()
+
+    def _submit(
+        self, ids: list[int], config: Any, cancel: threading.Event, sink: _Sink
+    ) -> tuple[_Counter, dict[str, Any], StepLoop]:
+        """Hand a request to the step loop; its text and its end arrive through `sink`."""
+        if self._loop is None:
+            raise OvchatError("the engine is closed", "create a new Engine")
+        counter = _Counter(self.tokenizer, sink, cancel)
+        counter.start = time.perf_counter()
+        box: dict[str, Any] = {}
+        self._loop.submit(next(self._ids), _ov_tensor(ids), config, counter, sink, box)
+        return counter, box, self._loop
 
 
 def _check_text(text: str) -> None:
