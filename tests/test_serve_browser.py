@@ -62,6 +62,18 @@ def shots(tmp_path: Path) -> Path:
     return d
 
 
+def _chat_requests(page: Any) -> list[dict[str, Any]]:
+    """The JSON bodies the page sends to /v1/chat/completions, as they are sent."""
+    bodies: list[dict[str, Any]] = []
+
+    def keep(r: Any) -> None:
+        if r.url.endswith("/v1/chat/completions"):
+            bodies.append(json.loads(r.post_data or "{}"))
+
+    page.on("request", keep)
+    return bodies
+
+
 def _settings(page: Any, max_tokens: int, system: str | None = None) -> None:
     if not page.is_visible("#settings"):
         page.click("#settings-toggle")
@@ -74,15 +86,7 @@ def _settings(page: Any, max_tokens: int, system: str | None = None) -> None:
 def test_chat_streams_keeps_history_and_stops(server, browser, shots):
     page = browser.new_page(viewport={"width": 1280, "height": 800})
     page.set_default_timeout(TIMEOUT_MS)
-    bodies: list[dict[str, Any]] = []
-    page.on(
-        "request",
-        lambda r: (
-            bodies.append(json.loads(r.post_data or "{}"))
-            if r.url.endswith("/v1/chat/completions")
-            else None
-        ),
-    )
+    bodies = _chat_requests(page)
     page.goto(server.url + "/")
     model = server.client().models.list().data[0].id
     page.wait_for_function("m => document.querySelector('#model').textContent === m", arg=model)
@@ -148,15 +152,7 @@ def test_chat_streams_keeps_history_and_stops(server, browser, shots):
 def test_new_chat_mid_answer_forgets_it(server, browser):
     page = browser.new_page(viewport={"width": 1280, "height": 800})
     page.set_default_timeout(TIMEOUT_MS)
-    bodies: list[dict[str, Any]] = []
-    page.on(
-        "request",
-        lambda r: (
-            bodies.append(json.loads(r.post_data or "{}"))
-            if r.url.endswith("/v1/chat/completions")
-            else None
-        ),
-    )
+    bodies = _chat_requests(page)
     page.goto(server.url + "/")
     _settings(page, 3000, system="")
     page.fill("#input", "Write a very long story about a dragon.")
