@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import itertools
 import json
 import math
@@ -494,7 +495,7 @@ class Engine:
             try:
                 with self._lock:
                     counter.start = time.perf_counter()
-                    self._pipe.generate(_tokenized(ids), config, counter.base)
+                    self._pipe.generate(_tokenized(ids), config, _adapter_class()(counter))
             except BaseException as e:
                 box["error"] = e
             finally:
@@ -550,12 +551,6 @@ def _tokenized(ids: Sequence[int]) -> Any:
     return ov_genai.TokenizedInputs(t, mask)
 
 
-def _streamer_base() -> type:
-    import openvino_genai as ov_genai
-
-    return ov_genai.StreamerBase
-
-
 class _Counter:
     """Counts tokens and turns them into text with genai's own incremental TextStreamer.
 
@@ -573,7 +568,6 @@ class _Counter:
         self.last = 0.0
         self._status = ov_genai.StreamingStatus
         self._text = ov_genai.TextStreamer(tokenizer, self._on_text)
-        self.base = _make_base(self)  # what LLMPipeline is handed
 
     def _on_text(self, text: str) -> Any:
         if text:
@@ -594,17 +588,23 @@ class _Counter:
         self._text.end()
 
 
-def _make_base(owner: _Counter) -> Any:
-    base = _streamer_base()
+@functools.cache
+def _adapter_class() -> type:
+    """LLMPipeline wants a StreamerBase; this forwards to a _Counter (class made once)."""
+    import openvino_genai as ov_genai
 
-    class _Adapter(base):  # type: ignore[misc, valid-type]
+    class _Adapter(ov_genai.StreamerBase):
+        def __init__(self, owner: _Counter) -> None:
+            super().__init__()
+            self.owner = owner
+
         def write(self, token: Any) -> Any:
-            return owner.write(token)
+            return self.owner.write(token)
 
         def end(self) -> None:
-            owner.end()
+            self.owner.end()
 
-    return _Adapter()
+    return _Adapter
 
 
 def _drain(
