@@ -13,8 +13,8 @@ from __future__ import annotations
 import argparse
 import statistics
 
-from ovchat.engine import Engine, GenerationOptions
-from ovchat.models import resolve
+from ovchat import Engine, GenerationOptions
+from ovchat.library import resolve
 
 VARIANTS = {
     "default (bf16)": {},

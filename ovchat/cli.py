@@ -1,4 +1,5 @@
-"""The `ovchat` command: one sub-command per verb module; errors become one line, exit 2."""
+"""The `ovchat` command: a dispatcher to one module per verb (ovchat/verbs/); errors become
+one line that says what is wrong and which flag to change, exit code 2."""
 
 from __future__ import annotations
 
@@ -35,11 +36,19 @@ def build_parser(verb: str | None = None) -> argparse.ArgumentParser:
         if name != verb:
             sub.add_parser(name, help=help_text)
             continue
-        module = importlib.import_module(f"ovchat.{name}")
+        module = importlib.import_module(f"ovchat.verbs.{name}")
         p = sub.add_parser(name, help=help_text, description=(module.__doc__ or "").strip())
         module.add_arguments(p)
-        p.set_defaults(_main=module.main)
+        p.set_defaults(_main=module.main, _flags=getattr(module, "FLAGS", {}))
     return parser
+
+
+def one_line(e: OvchatError, flags: dict[str, str]) -> str:
+    """The error with this command's advice: "problem (how to fix it, with the flag)"."""
+    from .verbs.cliargs import GENERATION_FLAGS, cli_hint
+
+    hint = cli_hint(e, {**GENERATION_FLAGS, **flags})
+    return f"{e.message} ({hint})" if hint else e.message
 
 
 def _version() -> str:
@@ -64,7 +73,7 @@ def main(argv: list[str] | None = None) -> int:
     except OvchatError as e:
         if os.environ.get(DEBUG_ENV):
             raise
-        print(f"ovchat {args.verb}: error: {e}", file=sys.stderr)
+        print(f"ovchat {args.verb}: error: {one_line(e, args._flags)}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("", file=sys.stderr)

@@ -1,22 +1,41 @@
-"""The few exceptions ovchat raises: each carries what is wrong and how to fix it."""
+"""The few exceptions ovchat raises: each carries what is wrong and how to fix it.
+
+Hints here speak of the library (arguments, files, commands), never of CLI flags: the CLI
+adds those at its boundary, from `param` (the argument the error is about).
+"""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 
 class OvchatError(Exception):
-    """Base class. `str(err)` is one line: the problem, then the fix."""
+    """Base class. `str(err)` is one line: the problem, then the fix.
 
-    def __init__(self, message: str, hint: str | None = None) -> None:
+    `param` names the argument or option at fault (e.g. "temperature", "device"), so that a
+    front end can point at its own spelling of it (a CLI flag, an HTTP field).
+    """
+
+    def __init__(
+        self,
+        message: str,
+        hint: str | None = None,
+        *,
+        param: str | None = None,
+        choices: Sequence[str] = (),
+    ) -> None:
         super().__init__(message)
         self.message = message
         self.hint = hint
+        self.param = param
+        self.choices = tuple(choices)
 
     def __str__(self) -> str:
         return f"{self.message} ({self.hint})" if self.hint else self.message
 
 
 class ModelNotFoundError(OvchatError):
-    """The named model does not exist (no such path, unknown hub id)."""
+    """The named model does not exist (no such path, unknown hub id or library name)."""
 
 
 class InvalidModelError(OvchatError):
@@ -31,6 +50,10 @@ class ExportError(OvchatError):
     """Conversion or compression failed."""
 
 
+class MissingExtraError(OvchatError):
+    """An optional part of ovchat is needed but not installed (e.g. the export stack)."""
+
+
 class DeviceError(OvchatError):
     """The requested OpenVINO device is not present."""
 
@@ -39,8 +62,12 @@ class OptionError(OvchatError):
     """An option value is out of range or malformed."""
 
 
-class ContextLengthError(OvchatError):
+class ContextLengthError(OptionError):
     """The prompt does not fit in the model's context window."""
+
+
+class EngineError(OvchatError):
+    """The engine failed while generating (the request is lost, the engine may go on)."""
 
 
 OV_NOISE = ("Exception from", "Check '", 'Check "', "[ GENERAL_ERROR ]", "Traceback")
@@ -53,3 +80,18 @@ def reason(e: BaseException) -> str:
     useful = [ln for ln in lines if not ln.startswith(OV_NOISE) and not ln.endswith(".cpp")]
     text = (useful or lines or [type(e).__name__])[-1]
     return text[:MAX_REASON]
+
+
+def require(module: str, extra: str, purpose: str) -> None:
+    """Raise MissingExtraError unless `module` can be imported (checked without importing)."""
+    import importlib.util
+
+    try:
+        found = importlib.util.find_spec(module) is not None
+    except ModuleNotFoundError:  # its parent package is missing
+        found = False
+    if not found:
+        raise MissingExtraError(
+            f"{purpose} needs {module}, which is not installed",
+            f"install the extra: pip install 'ovchat[{extra}]'",
+        )

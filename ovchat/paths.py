@@ -1,23 +1,31 @@
-"""Where ovchat keeps its files: XDG cache dir, overridable by OVCHAT_HOME."""
+"""Where ovchat keeps its files, and a lock that works on every OS.
+
+The cache root is $OVCHAT_HOME, else the platform's user cache dir (XDG on Linux,
+~/Library/Caches on macOS, %LOCALAPPDATA% on Windows, via platformdirs).
+"""
 
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 ENV_HOME = "OVCHAT_HOME"
+LOCK_TIMEOUT_SECONDS = -1  # wait as long as the other process needs (an export: minutes)
 
 
 def home() -> Path:
-    """Root of ovchat's per-user cache: $OVCHAT_HOME, else $XDG_CACHE_HOME/ovchat."""
+    """Root of ovchat's per-user cache: $OVCHAT_HOME, else the platform's cache dir."""
     if os.environ.get(ENV_HOME):
         return Path(os.environ[ENV_HOME]).expanduser()
-    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
-    return Path(base) / "ovchat"
+    from platformdirs import user_cache_dir
+
+    return Path(user_cache_dir("ovchat", appauthor=False))
 
 
 def models_dir() -> Path:
-    """Exported models that ovchat prepared itself (the default model)."""
+    """Exported models that ovchat keeps itself (the default model, pulled models)."""
     return home() / "models"
 
 
@@ -29,3 +37,13 @@ def compiled_cache_dir() -> Path:
 def history_file() -> Path:
     """Input history of `ovchat chat`."""
     return home() / "chat_history"
+
+
+@contextmanager
+def file_lock(path: Path, timeout: float = LOCK_TIMEOUT_SECONDS) -> Iterator[None]:
+    """One holder at a time across processes (filelock: fcntl on POSIX, msvcrt on Windows)."""
+    from filelock import FileLock
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with FileLock(str(path), timeout=timeout):
+        yield

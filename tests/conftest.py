@@ -129,7 +129,8 @@ _EXPORTS: dict[tuple[str, str], Path] = {}
 
 
 def _export(hf: Path, fmt: str, root: Path) -> Path:
-    from ovchat.export import Recipe, export
+    from ovchat.convert.export import export
+    from ovchat.convert.recipe import Recipe
 
     key = (str(hf), fmt)
     if key not in _EXPORTS:
@@ -162,14 +163,14 @@ def tiny_phi3(tiny_phi3_hf: Path, tiny_root: Path) -> Path:
 @pytest.fixture(scope="session")
 def smollm2() -> Path:
     """The real default model, prepared once into the test OVCHAT_HOME."""
-    from ovchat.models import ensure_default_model
+    from ovchat.library import ensure_default_model
 
     return ensure_default_model(progress=lambda s: print(s, file=sys.stderr))
 
 
 @pytest.fixture(scope="session")
 def smollm2_gguf() -> Path:
-    from ovchat.models import default_gguf
+    from ovchat.library import default_gguf
 
     return default_gguf()
 
@@ -181,3 +182,18 @@ def run_cli(*args: str, input: str | None = None, timeout: float = 600, env: dic
     return subprocess.run(
         [exe, *args], input=input, capture_output=True, text=True, timeout=timeout, env=full_env
     )
+
+
+def run_main(capsys, *args: str) -> subprocess.CompletedProcess:
+    """Run `ovchat ARGS` in this process (the CLI's main, output captured): fast error tests.
+
+    Returns what `run_cli` returns, so the same assertions apply.
+    """
+    from ovchat.cli import main
+
+    try:
+        code = main(list(args))
+    except SystemExit as e:  # argparse's own errors
+        code = e.code if isinstance(e.code, int) else 1
+    out = capsys.readouterr()
+    return subprocess.CompletedProcess(list(args), code, out.out, out.err)

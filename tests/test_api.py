@@ -11,8 +11,8 @@ from pathlib import Path
 import pytest
 
 import ovchat
-from ovchat.engine import GenerationOptions
 from ovchat.errors import ContextLengthError, OptionError
+from ovchat.options import GenerationOptions
 
 # The README's example, as the README shows it (the lead pastes it from /tmp/ovchat-notes).
 README_EXAMPLE = """\

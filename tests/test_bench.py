@@ -8,7 +8,8 @@ import math
 import pytest
 from conftest import run_cli
 
-from ovchat.bench import METRICS, QUICK_ENGINES, markdown_table, prompt_text
+from ovchat.bench.report import markdown_table
+from ovchat.bench.runner import METRICS, QUICK_ENGINES, prompt_text
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 
@@ -69,7 +70,7 @@ def test_chart_is_png(quick_run):
 def test_markdown_and_prompt_length(quick_run, tiny_llama):
     from transformers import AutoTokenizer
 
-    from ovchat.bench import BenchResult, EngineResult
+    from ovchat.bench.runner import BenchResult, EngineResult
 
     data, _, _ = quick_run
     engines = [EngineResult(**e) for e in data.pop("engines")]

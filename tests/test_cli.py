@@ -6,7 +6,7 @@ import json
 import shutil
 
 import pytest
-from conftest import run_cli
+from conftest import run_cli, run_main
 
 
 def assert_one_line_error(r, *needles):
@@ -38,7 +38,7 @@ def test_generate_streams_stdin_prompt(tiny_llama):
 
 
 def test_generate_raw_matches_library(tiny_phi3):
-    from ovchat.engine import Engine, GenerationOptions
+    from ovchat import Engine, GenerationOptions
 
     prompt = (
         "<|system|>You are a helpful AI assistant.<|end|>"
@@ -75,30 +75,54 @@ def test_export_cli_progress_and_output(tiny_llama_hf, tmp_path):
         (["bogus-verb"], ["invalid choice"]),
     ],
 )
-def test_errors_are_one_line(args, needles, tiny_llama):
+def test_errors_are_one_line(args, needles, tiny_llama, capsys):
     args = [str(tiny_llama) if a == "TINY" else a for a in args]
     if args[0] == "generate" and "--model" not in args:
         args += ["--model", str(tiny_llama)]
-    assert_one_line_error(run_cli(*args), *needles)
+    assert_one_line_error(run_main(capsys, *args), *needles)
 
 
-def test_not_a_model_dir(tmp_path, tiny_llama_hf, tiny_llama):
+def test_errors_from_the_real_command(tiny_llama):
+    """The same one-line errors from the installed console script (a few; the rest in-process)."""
+    assert_one_line_error(run_cli("generate", "hi", "--model", "/no/such/dir"), "does not exist")
+    r = run_cli("generate", "--raw", "-m", str(tiny_llama), input="word " * 3000)
+    assert_one_line_error(r, "context window")
+
+
+@pytest.mark.parametrize(
+    "args,needles",
+    [
+        (["generate", "hi", "--device", "NPU.9"], ["available: CPU", "use --device CPU"]),
+        (["generate", "hi", "-p", "NOEQUALS"], ["check the -p KEY=VALUE options"]),
+        (["generate", "hi", "--top-p", "2"], ["top_p must be in (0, 1], got 2.0", "--top-p"]),
+        (["generate", "hi", "-t", "1e-46"], ["too small", "-t/--temperature"]),
+        (["generate", "hi", "--stop", ""], ["stop strings must not be empty", "--stop"]),
+    ],
+)
+def test_library_errors_get_the_flag_at_the_cli(args, needles, tiny_llama, capsys):
+    """The library names the option; the CLI turns it into its own flag."""
+    assert_one_line_error(run_main(capsys, *args, "--model", str(tiny_llama)), *needles)
+
+
+def test_not_a_model_dir(tmp_path, tiny_llama_hf, tiny_llama, capsys):
     (tmp_path / "empty").mkdir()
-    assert_one_line_error(run_cli("generate", "hi", "-m", str(tmp_path / "empty")), "missing")
-    assert_one_line_error(run_cli("generate", "hi", "-m", str(tiny_llama_hf)), "ovchat export")
+    r = run_main(capsys, "generate", "hi", "-m", str(tmp_path / "empty"))
+    assert_one_line_error(r, "missing")
+    r = run_main(capsys, "generate", "hi", "-m", str(tiny_llama_hf))
+    assert_one_line_error(r, "ovchat export")
     broken = tmp_path / "broken"
     shutil.copytree(tiny_llama, broken)
     (broken / "openvino_model.bin").write_bytes(b"\x00" * 10)
     assert_one_line_error(
-        run_cli("generate", "hi", "-m", str(broken), "-p", "CACHE_DIR="),
+        run_main(capsys, "generate", "hi", "-m", str(broken), "-p", "CACHE_DIR="),
         "could not load",
         "re-export it",
         "Incorrect weights",
     )
 
 
-def test_prompt_longer_than_context_cli(tiny_llama):
-    r = run_cli("generate", "--raw", "-m", str(tiny_llama), input="word " * 3000)
+def test_prompt_longer_than_context_cli(tiny_llama, capsys):
+    r = run_main(capsys, "generate", "--raw", "-m", str(tiny_llama), "word " * 3000)
     assert_one_line_error(r, "context window")
 
 

@@ -8,8 +8,9 @@ import time
 
 import pytest
 
-from ovchat.engine import Engine, GenerationOptions, check_device
+from ovchat.engine import Engine, check_device
 from ovchat.errors import ContextLengthError, DeviceError, InvalidModelError, OptionError
+from ovchat.options import GenerationOptions
 
 USER = [{"role": "user", "content": "What does the class statement do?"}]
 
@@ -75,9 +76,9 @@ def test_close_generator_cancels(engine):
     gen.close()  # generation must really stop, and the engine must still work afterwards
     if engine.backend == "batching":
         deadline = time.monotonic() + 30
-        while engine.load().active and time.monotonic() < deadline:
+        while engine.status().active and time.monotonic() < deadline:
             time.sleep(0.05)
-        assert engine.load().active == 0  # the request was cancelled and its blocks freed
+        assert engine.status().active == 0  # the request was cancelled and its blocks freed
     else:
         assert not engine._lock.locked()  # the worker finished: nothing holds the pipeline
     assert engine.generate(USER, GenerationOptions(max_new_tokens=3)).generated_tokens == 3
@@ -128,7 +129,7 @@ def test_chat_template_is_the_models(tiny_phi3):
 )
 def test_bad_options(bad):
     with pytest.raises(OptionError):
-        GenerationOptions(**bad).validate()
+        GenerationOptions(**bad)
 
 
 def test_unknown_device_names_present_ones():
@@ -209,10 +210,10 @@ def test_pipeline_load_is_served_from_the_cache(tmp_path, tiny_llama):
     assert {p: p.stat().st_mtime_ns for p in cache.rglob("*.blob")} == blobs
 
 
-def test_pretokenized_prompt_is_sent_as_is(engine):
-    from ovchat.engine import Tokens
-
+def test_a_plan_is_sent_as_planned(engine):
     o = GenerationOptions(max_new_tokens=8, temperature=0)
     ids = engine.prompt_ids(USER)
-    a, b = engine.generate(USER, o), engine.generate(Tokens(ids), o)
+    plan = engine.plan(USER, o)
+    assert list(plan.ids) == ids and plan.options == o
+    a, b = engine.generate(USER, o), engine.generate(plan, o)
     assert (a.text, a.prompt_tokens) == (b.text, b.prompt_tokens) == (a.text, len(ids))

@@ -7,7 +7,8 @@ import math
 
 from conftest import run_cli
 
-from ovchat.eval import corpus_text, evaluate
+from ovchat.evals.corpus import corpus_text
+from ovchat.evals.fidelity import evaluate
 
 MAX_TOKENS = 600  # tiny models: a few windows are enough
 WINDOW = 128

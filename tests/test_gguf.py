@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import pytest
 
+from ovchat.convert.gguf import build_tokenizer, read_metadata
 from ovchat.errors import InvalidModelError, UnsupportedModelError
-from ovchat.gguf import build_tokenizer, read_metadata
 
 TEXTS = [
     "Hello world",

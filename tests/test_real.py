@@ -8,7 +8,7 @@ import re
 import pytest
 from conftest import run_cli
 
-from ovchat.engine import Engine, GenerationOptions
+from ovchat import Engine, GenerationOptions
 
 pytestmark = pytest.mark.real
 
@@ -28,7 +28,7 @@ def test_default_model_prepared_with_fallback(smollm2):
 
 
 def test_default_model_sampling_defaults(smollm2):
-    from ovchat.models import DEFAULT_GENERATION
+    from ovchat.library import DEFAULT_GENERATION
 
     gc = json.loads((smollm2 / "generation_config.json").read_text())
     assert {k: gc[k] for k in DEFAULT_GENERATION} == DEFAULT_GENERATION
@@ -36,7 +36,7 @@ def test_default_model_sampling_defaults(smollm2):
 
 
 def test_default_model_reused(smollm2):
-    from ovchat.models import resolve
+    from ovchat.library import resolve
 
     before = (smollm2 / "ovchat.json").stat().st_mtime_ns
     assert resolve(None) == smollm2

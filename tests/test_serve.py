@@ -24,8 +24,9 @@ import openai
 import pytest
 import uvicorn
 
-from ovchat.engine import Engine, GenerationOptions
-from ovchat.serve import Settings, create_app
+from ovchat import Engine, GenerationOptions
+from ovchat.serve import ServerSettings as Settings
+from ovchat.serve import create_app
 
 USER = [{"role": "user", "content": "What does the class statement do?"}]
 WAIT_SECONDS = 60  # upper bound for polling loops (never an assertion on speed)
@@ -269,7 +270,7 @@ ERROR_CASES = [
         "lone-surrogate",
         b'{"messages": [{"role": "user", "content": "\\udc00"}]}',  # JSON's escape, not UTF-8
         400,
-        "messages",
+        "messages[0].content",
         None,
     ),
     ("unknown-model", {"model": "gpt-9", "messages": USER}, 404, "model", "model_not_found"),

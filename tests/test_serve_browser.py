@@ -16,7 +16,8 @@ import pytest
 from test_serve import ServerThread
 
 from ovchat.engine import Engine
-from ovchat.serve import Settings, create_app
+from ovchat.serve import ServerSettings as Settings
+from ovchat.serve import create_app
 
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMIUM_ARGS = [

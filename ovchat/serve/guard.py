@@ -12,9 +12,9 @@ import secrets
 from fastapi.responses import JSONResponse
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from .errors import APIError
 from .metrics import Metrics
-from .schema import APIError
-from .settings import Settings
+from .settings import ServerSettings
 
 KNOWN_ENDPOINTS = ("/v1/chat/completions", "/v1/completions", "/v1/models")
 
@@ -26,7 +26,7 @@ class Guard:
     uploads are limited too; later receive() calls go to the server (disconnect detection).
     """
 
-    def __init__(self, app: ASGIApp, settings: Settings, metrics: Metrics) -> None:
+    def __init__(self, app: ASGIApp, settings: ServerSettings, metrics: Metrics) -> None:
         self.app = app
         self.settings = settings
         self.metrics = metrics

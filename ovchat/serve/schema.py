@@ -1,72 +1,48 @@
 """OpenAI's request and response shapes (the subset ovchat serves), as pydantic models.
 
-Unknown request fields are ignored, as OpenAI's API does; fields that would change the
-answer in a way ovchat cannot honour (n > 1, logprobs, tools, penalties) are rejected with
-a 400 naming the field, rather than silently ignored.
+The value rules (ranges, float32 limits, stop strings) are GenerationOptions' own types
+(ovchat/options.py); `options()` maps a request onto GenerationOptions. Unknown request
+fields are ignored, as OpenAI's API does; fields that would change the answer in a way
+ovchat cannot honour are rejected with a 400 naming the field, rather than silently ignored.
 """
 
 from __future__ import annotations
 
 import time
 import uuid
-from typing import Any, ClassVar, Literal
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from ..options import (
+    DEFAULT_MAX_NEW_TOKENS,
+    GenerationOptions,
+    MaxNewTokens,
+    Penalty,
+    Seed,
+    Temperature,
+    TopP,
+)
+
 MAX_STOP_STRINGS = 4  # as OpenAI
-MAX_SEED = 2**63 - 1  # OpenAI's seed is an int64; genai's is unsigned
 # Strict: "yes" is not a boolean and true is not a number (pydantic's lax mode takes both).
 STRICT = ConfigDict(extra="ignore", strict=True)
-
-
-class APIError(Exception):
-    """An error answered as OpenAI does: {"error": {"message", "type", "param", "code"}}."""
-
-    TYPES: ClassVar[dict[int, str]] = {
-        400: "invalid_request_error",
-        401: "authentication_error",
-        404: "invalid_request_error",
-        405: "invalid_request_error",
-        413: "invalid_request_error",
-        429: "rate_limit_error",
-        500: "server_error",
-        503: "server_error",
-    }
-
-    def __init__(
-        self, status: int, message: str, param: str | None = None, code: str | None = None
-    ) -> None:
-        super().__init__(message)
-        self.status = status
-        self.message = message
-        self.param = param
-        self.code = code
-
-    def body(self) -> dict[str, Any]:
-        return error_body(self.status, self.message, self.param, self.code)
-
-
-def error_body(
-    status: int, message: str, param: str | None = None, code: str | None = None
-) -> dict[str, Any]:
-    kind = APIError.TYPES.get(status, "invalid_request_error" if status < 500 else "server_error")
-    return {"error": {"message": message, "type": kind, "param": param, "code": code}}
 
 
 class _Request(BaseModel):
     model_config = STRICT
 
     model: str | None = None  # OpenAI requires it; ovchat serves one model, so it may be left out
-    max_tokens: int | None = Field(default=None, ge=1)
-    temperature: float | None = Field(default=None, ge=0, le=2)
-    top_p: float | None = Field(default=None, gt=0, le=1)
+    max_tokens: MaxNewTokens | None = None
+    temperature: Temperature | None = None
+    top_p: TopP | None = None
     stop: str | list[str] | None = None
-    seed: int | None = Field(default=None, ge=0, le=MAX_SEED)
+    seed: Seed | None = None
     stream: bool = False
     stream_options: StreamOptions | None = None
     n: int = Field(default=1, ge=1, le=1)
-    presence_penalty: float | None = Field(default=None, ge=0, le=0)
-    frequency_penalty: float | None = Field(default=None, ge=0, le=0)
+    presence_penalty: Penalty | None = Field(default=None, ge=0, le=0)  # not yet supported
+    frequency_penalty: Penalty | None = Field(default=None, ge=0, le=0)
     logprobs: bool | int | None = None
     user: str | None = None
     ignore_eos: bool = False  # vLLM's extension: decode exactly max_tokens (benchmarks)
@@ -90,6 +66,30 @@ class _Request(BaseModel):
 
     def stop_tuple(self) -> tuple[str, ...]:
         return (self.stop,) if isinstance(self.stop, str) else tuple(self.stop or ())
+
+    def budget(self) -> int | None:
+        return self.max_tokens
+
+    def budget_param(self) -> str:
+        return "max_tokens"
+
+    def options(self) -> GenerationOptions:
+        """The request's sampling and stopping as GenerationOptions (validated there)."""
+        return GenerationOptions(
+            max_new_tokens=self.budget() or DEFAULT_MAX_NEW_TOKENS,
+            temperature=self.temperature,
+            top_p=self.top_p,
+            seed=self.seed,
+            stop=self.stop_tuple(),
+            ignore_eos=self.ignore_eos,
+        )
+
+    def params(self) -> dict[str, str]:
+        """GenerationOptions field → this request's field (for errors' `param`)."""
+        return {"max_new_tokens": self.budget_param(), "prompt": self.prompt_param()}
+
+    def prompt_param(self) -> str:
+        return "prompt"
 
     def include_usage(self) -> bool:
         return bool(self.stream_options and self.stream_options.include_usage)
@@ -121,12 +121,22 @@ class Message(BaseModel):
 
 class ChatRequest(_Request):
     messages: list[Message] = Field(min_length=1)
-    max_completion_tokens: int | None = Field(default=None, ge=1)
+    max_completion_tokens: MaxNewTokens | None = None
     tools: list[Any] | None = Field(default=None, max_length=0)
     response_format: ResponseFormat | None = None
 
     def budget(self) -> int | None:
         return self.max_completion_tokens or self.max_tokens
+
+    def budget_param(self) -> str:
+        return "max_completion_tokens" if self.max_completion_tokens else "max_tokens"
+
+    def prompt_param(self) -> str:
+        return "messages"
+
+    def engine_prompt(self) -> list[dict[str, str]]:
+        """The messages for the planner (through the chat template)."""
+        return [m.as_dict() for m in self.messages]
 
 
 class ResponseFormat(BaseModel):
@@ -146,11 +156,9 @@ class CompletionRequest(_Request):
             raise ValueError("exactly one prompt per request is supported")
         return v
 
-    def text(self) -> str:
+    def engine_prompt(self) -> str:
+        """The raw prompt for the planner (no chat template)."""
         return self.prompt if isinstance(self.prompt, str) else self.prompt[0]
-
-    def budget(self) -> int | None:
-        return self.max_tokens
 
 
 ChatRequest.model_rebuild()

@@ -7,7 +7,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ..engine import DEFAULT_DEVICE, DEFAULT_KV_CACHE_GB, Engine, GenerationOptions
+from ..engine import DEFAULT_DEVICE, DEFAULT_KV_CACHE_GB, Engine
+from ..options import GenerationOptions
 
 DEFAULT_HOST = "127.0.0.1"  # local only unless asked: there is no auth without --api-key
 DEFAULT_PORT = 8000
@@ -19,7 +20,7 @@ WARMUP_PROMPT = "Hello"  # raw text: one short prefill and one decode step
 
 
 @dataclass(frozen=True)
-class Settings:
+class ServerSettings:
     model_dir: Path | None = None  # None: the engine is passed to create_app
     device: str = DEFAULT_DEVICE
     properties: dict[str, Any] = field(default_factory=dict)

@@ -1,11 +1,9 @@
-"""Generation requests: admission (Slots), per-request metrics, and the two ways out — one
-JSON body, or server-sent events.
+"""The two ways an answer leaves the server — one JSON body, or server-sent events — and the
+per-request metrics.
 
 Each generation is `Engine.astream()`: the engine's step thread posts tokens straight into
 the event loop. When the client goes away, the request's cancel event is set and the step
-loop cancels its handle at the next step (freeing its KV-cache blocks). Admission is
-bounded: `max_running` requests generate together, `max_waiting` more queue (FIFO) for a
-slot, and the next one gets a 429 at once.
+loop cancels its handle at the next step (freeing its KV-cache blocks).
 """
 
 from __future__ import annotations
@@ -23,69 +21,12 @@ from fastapi.responses import StreamingResponse
 from starlette.types import Receive, Scope, Send
 
 from ..engine import Chunk
+from .admission import CLIENT_GONE, DISCONNECT_POLL_SECONDS
+from .errors import error_body, log
 from .metrics import Metrics
-from .schema import APIError, error_body, new_id, now, usage
+from .schema import new_id, now, usage
 
-DISCONNECT_POLL_SECONDS = 0.25  # how often a queued or non-streamed request checks its client
-CLIENT_GONE = "499"  # nginx's "client closed request", for the metrics
 SSE_HEADERS = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
-
-
-class ClientGone(Exception):
-    """The client disconnected while its request was queued or generating."""
-
-
-# -- admission -----------------------------------------------------------------------------
-class Slots:
-    """At most `max_running` generations; `max_waiting` more wait in FIFO order; then 429."""
-
-    def __init__(self, max_running: int, max_waiting: int, metrics: Metrics) -> None:
-        self.max_running = max_running
-        self.max_waiting = max_waiting
-        self.running = 0
-        self.waiting = 0
-        self._metrics = metrics
-        self._cond: asyncio.Condition | None = None  # made in the server's event loop
-
-    def _update(self) -> None:
-        self._metrics.running.set(self.running)
-        self._metrics.waiting.set(self.waiting)
-
-    async def acquire(self, request: Request) -> None:
-        if self._cond is None:
-            self._cond = asyncio.Condition()
-        if self.running < self.max_running and self.waiting == 0:
-            self.running += 1
-            self._update()
-            return
-        if self.waiting >= self.max_waiting:
-            raise APIError(
-                429,
-                f"the server is busy ({self.running} requests running, {self.waiting} "
-                "waiting); retry later",
-                code="server_busy",
-            )
-        self.waiting += 1
-        self._update()
-        try:
-            async with self._cond:
-                while self.running >= self.max_running:
-                    with contextlib.suppress(TimeoutError):
-                        await asyncio.wait_for(self._cond.wait(), DISCONNECT_POLL_SECONDS)
-                        continue
-                    if await request.is_disconnected():
-                        raise ClientGone()
-                self.running += 1
-        finally:
-            self.waiting -= 1
-            self._update()
-
-    async def release(self) -> None:
-        self.running -= 1
-        self._update()
-        if self._cond is not None:
-            async with self._cond:
-                self._cond.notify()
 
 
 class Tracker:
@@ -232,9 +173,11 @@ async def sse(
     except asyncio.CancelledError:
         request.scope["ovchat_outcome"] = CLIENT_GONE
         raise
-    except Exception as e:  # headers are gone: report in the stream, as OpenAI does
+    except Exception:  # headers are gone: report in the stream, as OpenAI does
+        # The detail (it may hold paths or addresses) goes to the log, not to the client.
+        log.exception("generation failed")
         request.scope["ovchat_outcome"] = "500"
-        yield _sse_line(error_body(500, f"generation failed: {e}"))
+        yield _sse_line(error_body(500, "generation failed", code="generation_failed"))
     finally:
         tracker.done()
         if not finished and "ovchat_outcome" not in request.scope:

@@ -10,16 +10,19 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
-from .common import (
+from ..engine import DEFAULT_DEVICE, Completion, Engine
+from ..errors import OptionError
+from ..library import resolve
+from ..options import GenerationOptions
+from .cliargs import (
     add_generation_arguments,
     add_model_arguments,
     options_from_args,
     properties_from_args,
     stats_line,
 )
-from .engine import DEFAULT_DEVICE, Completion, Engine, GenerationOptions
-from .errors import OptionError
-from .models import resolve
+
+FLAGS = {"raw": "--raw", "prompt": "PROMPT"}
 
 
 def generate(
@@ -34,7 +37,11 @@ def generate(
 ) -> Completion:
     """Answer `prompt` once. `raw` sends it as is (no chat template, no special tokens)."""
     if raw and system:
-        raise OptionError("--system has no effect with --raw", "put it in the raw prompt")
+        raise OptionError(
+            "a system message has no effect on a raw prompt",
+            "put it in the raw prompt",
+            param="raw",
+        )
     engine = Engine(resolve(model), device=device, properties=properties)
     if raw:
         request: Any = prompt
@@ -42,7 +49,7 @@ def generate(
         request = ([{"role": "system", "content": system}] if system else []) + [
             {"role": "user", "content": prompt}
         ]
-    return Completion.collect(engine.stream(request, options), on_text)
+    return Completion.collect(engine.stream(engine.plan(request, options)), on_text)
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:

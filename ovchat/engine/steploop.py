@@ -2,65 +2,56 @@
 
 Hand-written because openvino-genai's Python API leaves the step loop to the caller (as OVMS
 does): one thread calls ContinuousBatchingPipeline.step() for every request, hands each
-request's new tokens to its counter, and cancels requests whose consumer went away.
+request's new tokens to its TokenCounter, and cancels requests whose consumer went away.
 """
 
 from __future__ import annotations
 
 import threading
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-from .errors import OvchatError
+from ..errors import EngineError
+from .streamer import TokenCounter
+from .types import EngineStatus
 
-if TYPE_CHECKING:
-    from .engine import _Counter as Counter
-    from .engine import _Sink as Sink
+
+@dataclass
+class _Request:
+    rid: int
+    ids: Any  # an ov.Tensor of shape [1, n]
+    config: Any  # genai's GenerationConfig
+    counter: TokenCounter
+    handle: Any = None
 
 
 class StepLoop:
     """Drives ContinuousBatchingPipeline.step() in one thread for all requests.
 
-    Hand-written because genai's Python API leaves the step loop to the caller (as OVMS does).
-    Every request submitted gets exactly one ("end", None) on its queue, whatever happens
-    (finished, cancelled, a failing step, the loop stopped or crashed), so no consumer waits
-    forever.
+    Every request submitted gets exactly one "end" event, whatever happens (finished,
+    cancelled, a failing step, the loop stopped or crashed), so no consumer waits forever.
     """
 
     def __init__(self, pipe: Any) -> None:
         self.pipe = pipe
         self._cv = threading.Condition()
-        self._active: dict[int, Request] = {}
-        self._new: list[tuple[int, Any, Any, Request]] = []
+        self._active: dict[int, _Request] = {}
+        self._new: list[_Request] = []
         self._stopped = False
         self._kv_usage = 0.0
         self._thread = threading.Thread(target=self._run, name="ovchat-steps", daemon=True)
         self._thread.start()
 
-    @property
-    def running(self) -> int:
-        return len(self._active)
-
-    def load(self) -> tuple[int, int, float]:
-        """(running, waiting, KV-cache usage ratio)."""
+    def status(self) -> EngineStatus:
         with self._cv:
-            return len(self._active), len(self._new), self._kv_usage
+            return EngineStatus(len(self._active), len(self._new), self._kv_usage)
 
-    def submit(
-        self,
-        rid: int,
-        ids: Any,
-        config: Any,
-        counter: Counter,
-        q: Sink,
-        box: dict[str, Any],
-    ) -> None:
+    def submit(self, rid: int, ids: Any, config: Any, counter: TokenCounter) -> None:
         with self._cv:
             if self._stopped:
-                box["error"] = OvchatError("the engine is closed", "create a new Engine")
-                q.put(("end", None))
+                counter.finish(EngineError("the engine is closed", "load the model again"))
                 return
-            self._new.append((rid, ids, config, Request(None, counter, q, box)))
+            self._new.append(_Request(rid, ids, config, counter))
             self._cv.notify()
 
     def wake(self) -> None:
@@ -85,11 +76,10 @@ class StepLoop:
 
     def _fail_all(self, error: BaseException) -> None:
         """End every request held (called with the lock held or from the loop thread)."""
-        reqs = [r for *_, r in self._new] + list(self._active.values())
+        reqs = [*self._new, *self._active.values()]
         self._new, self._active = [], {}
         for r in reqs:
-            r.box["error"] = error
-            r.q.put(("end", None))
+            r.counter.finish(error)
 
     def _loop(self) -> None:
         import openvino_genai as ov_genai
@@ -101,29 +91,28 @@ class StepLoop:
                 while not self._stopped and not self._new and not self._active:
                     self._cv.wait()
                 if self._stopped:
-                    self._fail_all(OvchatError("the engine was closed during generation"))
+                    self._fail_all(EngineError("the engine was closed during generation"))
                     return
                 new, self._new = self._new, []
-            for rid, ids, config, req in new:
+            for req in new:
                 if req.counter.cancel.is_set():  # gone before it started
-                    req.q.put(("end", None))
+                    req.counter.finish()
                     continue
                 try:
-                    req.handle = self.pipe.add_request(rid, ids, config)
+                    req.handle = self.pipe.add_request(req.rid, req.ids, req.config)
                 except Exception as e:
-                    req.box["error"] = e
-                    req.q.put(("end", None))
+                    req.counter.finish(e)
                     continue
-                self._active[rid] = req
+                self._active[req.rid] = req
             try:
                 if self.pipe.has_non_finished_requests():
                     self.pipe.step()
-                self._kv_usage = float(self.pipe.get_metrics().cache_usage)
+                # genai reports a percentage; the engine's status is a ratio
+                self._kv_usage = float(self.pipe.get_metrics().cache_usage) / 100.0
             except Exception as e:
                 for req in self._active.values():
                     req.handle.cancel()
-                    req.box["error"] = e
-                    req.q.put(("end", None))
+                    req.counter.finish(e)
                 self._active.clear()
                 continue
             for rid in list(self._active):
@@ -138,22 +127,14 @@ class StepLoop:
                                 if out.generated_ids:
                                     req.counter.write(list(out.generated_ids))
                                 if out.finish_reason == length:
-                                    req.box["finish"] = "length"
+                                    req.counter.state.length_cut = True
                         done = req.handle.get_status() != running
                         if done:
                             req.counter.end()
                 except Exception as e:  # e.g. detokenizing: fail this request only
-                    req.box["error"] = e
+                    req.counter.state.error = e
                     req.handle.cancel()
                     done = True
                 if done:
                     del self._active[rid]
-                    req.q.put(("end", None))
-
-
-@dataclass
-class Request:
-    handle: Any
-    counter: Counter
-    q: Sink
-    box: dict[str, Any]
+                    req.counter.finish()

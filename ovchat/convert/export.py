@@ -1,4 +1,4 @@
-"""`ovchat export`: Hugging Face id, HF dir or .gguf → a self-contained OpenVINO IR dir.
+"""Hugging Face id, HF dir or .gguf → a self-contained OpenVINO IR dir.
 
 Conversion and compression are optimum-intel's and nncf's, called in-process the way
 `optimum-cli export openvino` calls them. ovchat adds the GGUF front door, the manifest
@@ -7,106 +7,34 @@ Conversion and compression are optimum-intel's and nncf's, called in-process the
 
 from __future__ import annotations
 
-import argparse
 import datetime as dt
 import json
 import logging
 import os
 import shutil
-import sys
 import tempfile
 import time
 from collections import Counter
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import asdict, dataclass
-from importlib import metadata
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
-from .errors import (
+from ..errors import (
     ExportError,
     ModelNotFoundError,
     OptionError,
     OvchatError,
     UnsupportedModelError,
+    require,
 )
+from ..modeldir import MANIFEST
+from ..progress import Progress, printer
+from ..versions import versions
+from .recipe import Recipe
 
-MANIFEST = "ovchat.json"
 MANIFEST_FORMAT = 1
-WEIGHT_FORMATS = ("int4", "int8", "fp16", "fp32")
-FALLBACKS = ("error", "ignore", "adjust")
-DEFAULT_TASK = "text-generation-with-past"
-# The seed's recipe: int4, symmetric, groups of 128, 60% of the ratio-defining layers in int4.
-DEFAULT_WEIGHT_FORMAT = "int4"
-DEFAULT_GROUP_SIZE = 128
-DEFAULT_RATIO = 0.6
-DEFAULT_SYM = True
-VERSIONED = (
-    "ovchat", "openvino", "openvino-genai", "openvino-tokenizers", "optimum-intel", "optimum",
-    "nncf", "transformers", "torch", "tokenizers", "gguf",
-)  # fmt: skip
-
-Progress = Callable[[str], None]
-
-
-@dataclass(frozen=True)
-class Recipe:
-    """What to ask optimum/nncf for; mirrors optimum-cli's options."""
-
-    weight_format: str = DEFAULT_WEIGHT_FORMAT
-    group_size: int = DEFAULT_GROUP_SIZE
-    ratio: float = DEFAULT_RATIO
-    sym: bool = DEFAULT_SYM
-    group_size_fallback: str | None = None
-    task: str = DEFAULT_TASK
-    trust_remote_code: bool = False
-
-    def validate(self) -> Recipe:
-        if self.weight_format not in WEIGHT_FORMATS:
-            raise OptionError(
-                f"weight format {self.weight_format!r} is not supported",
-                f"use one of {', '.join(WEIGHT_FORMATS)}",
-            )
-        if not (self.group_size == -1 or self.group_size >= 1):
-            raise OptionError(
-                f"group size must be positive or -1 (per channel), got {self.group_size}"
-            )
-        if not 0.0 < self.ratio <= 1.0:
-            raise OptionError(f"ratio must be in (0, 1], got {self.ratio}")
-        if self.group_size_fallback not in (None, *FALLBACKS):
-            raise OptionError(
-                f"group size fallback {self.group_size_fallback!r} is not known",
-                f"use one of {', '.join(FALLBACKS)}",
-            )
-        return self
-
-    def quantization_config(self) -> dict[str, Any] | None:
-        """optimum's weight-compression config, as optimum-cli builds it."""
-        if self.weight_format == "int4":
-            return {
-                "bits": 4,
-                "sym": self.sym,
-                "group_size": self.group_size,
-                "ratio": self.ratio,
-                "group_size_fallback": self.group_size_fallback,
-                "quant_method": "default",
-                "dtype": "int4",
-            }
-        if self.weight_format == "int8":
-            return {"bits": 8, "sym": self.sym, "group_size": -1, "ratio": 1.0, "dtype": "int8"}
-        return None
-
-
-def versions(names: Sequence[str] = VERSIONED) -> dict[str, str]:
-    """Installed versions of `names` (missing packages left out)."""
-    out = {}
-    for name in names:
-        try:
-            out[name] = metadata.version(name)
-        except metadata.PackageNotFoundError:
-            continue
-    return out
 
 
 def weight_statistics(xml: Path) -> dict[str, Any]:
@@ -185,7 +113,8 @@ def export(
     manifest). Atomic: the result is built in a sibling temp dir and renamed into place.
     """
     recipe = (recipe or Recipe()).validate()
-    say = progress or (lambda s: print(f"ovchat export: {s}", file=sys.stderr, flush=True))
+    require("optimum.intel", "export", "exporting a model")
+    say = progress or printer("ovchat export")
     out = Path(output_dir).expanduser().absolute()
     kind = _source_kind(model)
     _check_output(out, Path(model).expanduser().absolute() if kind != "hub" else None, force)
@@ -238,19 +167,28 @@ def export(
 
 
 def _check_output(out: Path, source: Path | None, force: bool) -> None:
-    """Never write over the source, and --force replaces only an earlier export."""
+    """Never write over the source, and `force` replaces only an earlier export."""
     if source is not None and (out == source or out in source.parents):
-        raise OptionError(f"{out} would overwrite the source {source}", "choose another OUTPUT_DIR")
+        raise OptionError(
+            f"{out} would overwrite the source {source}",
+            "choose another output directory",
+            param="output_dir",
+        )
     if not out.exists():
         return
     if not force:
-        raise OptionError(f"{out} already exists", "pass --force to replace it")
+        raise OptionError(f"{out} already exists", "replace it with force=True", param="force")
     if not out.is_dir():
-        raise OptionError(f"{out} exists and is not a directory", "choose another OUTPUT_DIR")
+        raise OptionError(
+            f"{out} exists and is not a directory",
+            "choose another output directory",
+            param="output_dir",
+        )
     if any(out.iterdir()) and not (out / MANIFEST).is_file():
         raise OptionError(
             f"refusing to replace {out}: it is not an ovchat export (no {MANIFEST})",
-            "choose another OUTPUT_DIR, or empty it first",
+            "choose another output directory, or empty it first",
+            param="output_dir",
         )
 
 
@@ -270,7 +208,9 @@ def _optimum_export(model: str, ir: Path, recipe: Recipe, say: Progress) -> None
         from optimum.exporters.openvino.__main__ import _main_quantize, main_export
         from optimum.intel.openvino.configuration import OVConfig
     except ImportError as e:  # pragma: no cover - install problem
-        raise ExportError(f"optimum-intel is not usable: {e}", "run scripts/setup.sh") from e
+        raise ExportError(
+            f"optimum-intel is not usable: {e}", "reinstall it: pip install 'ovchat[export]'"
+        ) from e
     qconfig = recipe.quantization_config()
     ov_config = (
         OVConfig(quantization_config=qconfig) if qconfig else OVConfig(dtype=recipe.weight_format)
@@ -290,7 +230,7 @@ def _optimum_export(model: str, ir: Path, recipe: Recipe, say: Progress) -> None
             library_name="transformers",
         )
         if qconfig:
-            say(f"step 3/3: compressing weights with nncf ({_describe(recipe)})")
+            say(f"step 3/3: compressing weights with nncf ({recipe.label()})")
             _main_quantize(
                 model_name_or_path=model,
                 task=recipe.task,
@@ -335,8 +275,9 @@ def _translate(e: Exception, model: str) -> None:
     if type(e).__name__ == "InvalidGroupSizeError" or "group size" in msg.lower():
         raise ExportError(
             f"nncf refused the group size: {msg[:200]}",
-            "pass --group-size-fallback adjust (or ignore), or a --group-size that divides "
-            "the model's widths",
+            "set group_size_fallback to 'adjust' (or 'ignore'), or a group_size that "
+            "divides the model's widths",
+            param="group_size_fallback",
         ) from e
     if isinstance(e, OSError):
         first = msg.split(". ")[0]
@@ -354,42 +295,3 @@ def _translate(e: Exception, model: str) -> None:
             "check that it is a causal language model that optimum-intel supports",
         ) from e
     raise ExportError(f"export of {model!r} failed: {msg}") from e
-
-
-def _describe(r: Recipe) -> str:
-    if r.weight_format == "int4":
-        fb = f", fallback {r.group_size_fallback}" if r.group_size_fallback else ""
-        return f"int4 {'sym' if r.sym else 'asym'} group {r.group_size} ratio {r.ratio}{fb}"
-    return r.weight_format
-
-
-# -- CLI -----------------------------------------------------------------------------------
-def add_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("model", help="Hugging Face id, local HF model dir, or .gguf file")
-    p.add_argument("output_dir", help="where to write the OpenVINO model")
-    p.add_argument("--weight-format", choices=WEIGHT_FORMATS, default=DEFAULT_WEIGHT_FORMAT)
-    p.add_argument("--group-size", type=int, default=DEFAULT_GROUP_SIZE)
-    p.add_argument("--ratio", type=float, default=DEFAULT_RATIO)
-    sym = p.add_mutually_exclusive_group()
-    sym.add_argument("--sym", dest="sym", action="store_true", default=DEFAULT_SYM)
-    sym.add_argument("--asym", dest="sym", action="store_false")
-    p.add_argument("--group-size-fallback", choices=FALLBACKS, default=None)
-    p.add_argument("--task", default=DEFAULT_TASK)
-    p.add_argument("--trust-remote-code", action="store_true")
-    p.add_argument("--name", help="model name recorded in the manifest")
-    p.add_argument("--force", action="store_true", help="replace OUTPUT_DIR if it exists")
-
-
-def main(args: argparse.Namespace) -> int:
-    recipe = Recipe(
-        weight_format=args.weight_format,
-        group_size=args.group_size,
-        ratio=args.ratio,
-        sym=args.sym,
-        group_size_fallback=args.group_size_fallback,
-        task=args.task,
-        trust_remote_code=args.trust_remote_code,
-    )
-    out = export(args.model, args.output_dir, recipe, force=args.force, name=args.name)
-    print(out)
-    return 0

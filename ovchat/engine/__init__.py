@@ -1,0 +1,40 @@
+"""The engine: load an export once, plan requests, stream Chunks.
+
+engine.py    Engine (LLMPipeline or ContinuousBatchingPipeline behind one primitive)
+planner.py   prompt → token ids → checks → answer budget (every front end uses it)
+sampling.py  GenerationOptions → genai's GenerationConfig
+steploop.py  the continuous-batching step loop
+streamer.py  token counting, incremental text, the channel between threads
+device.py    OpenVINO devices
+types.py     Chunk, Completion, EngineStatus
+"""
+
+from .device import DEFAULT_DEVICE, available_devices, check_device
+from .engine import (
+    CONVERSATION_PROPERTIES,
+    DEFAULT_KV_CACHE_GB,
+    DEFAULT_MAX_NUM_SEQS,
+    Engine,
+)
+from .planner import Plan, Planner, Prompt, check_messages
+from .types import Chunk, Completion, EngineStatus, FinishReason, Message, Messages
+
+__all__ = [
+    "CONVERSATION_PROPERTIES",
+    "DEFAULT_DEVICE",
+    "DEFAULT_KV_CACHE_GB",
+    "DEFAULT_MAX_NUM_SEQS",
+    "Chunk",
+    "Completion",
+    "Engine",
+    "EngineStatus",
+    "FinishReason",
+    "Message",
+    "Messages",
+    "Plan",
+    "Planner",
+    "Prompt",
+    "available_devices",
+    "check_device",
+    "check_messages",
+]

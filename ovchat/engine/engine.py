@@ -1,0 +1,289 @@
+"""The engine: an exported model dir loaded on a device, and one streaming primitive.
+
+`Engine.stream()` yields `Chunk`s: text pieces with running stats, the last one carrying a
+finish reason. Every front end (generate, chat, serve, bench) consumes that generator.
+Nothing here knows about terminals or HTTP.
+
+Two schedulers sit behind the same primitive:
+- "pipeline": openvino-genai's LLMPipeline, one request at a time (lowest latency);
+- "batching": openvino-genai's ContinuousBatchingPipeline with prefix caching, for many
+  concurrent requests (the server), driven by the StepLoop.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import math
+import queue
+import threading
+import time
+from collections.abc import AsyncIterator, Callable, Iterator, Mapping, Sequence
+from dataclasses import replace
+from pathlib import Path
+from typing import Any, Literal
+
+from ..errors import EngineError, InvalidModelError, OptionError, reason
+from ..modeldir import check_model_dir, read_model_info, reexport_hint
+from ..options import GenerationOptions
+from ..paths import compiled_cache_dir
+from .device import DEFAULT_DEVICE, check_device
+from .planner import Plan, Planner, Prompt
+from .sampling import apply_options
+from .steploop import StepLoop
+from .streamer import LoopSink, TokenCounter, streamer_class
+from .types import Chunk, Completion, EngineStatus, Messages
+
+# The seed's properties; a model cache is added where it helps (see below).
+DEFAULT_PROPERTIES: dict[str, str] = {"PERFORMANCE_HINT": "LATENCY", "NUM_STREAMS": "1"}
+# LLMPipeline: genai's default paged-attention backend recompiles and rewrites its 100 MB
+# cache blob on every load; the SDPA backend is served from CACHE_DIR (second load ~3x faster)
+# and gives the same tokens. The batching backend needs paged attention, so it gets no
+# default CACHE_DIR (it would only rewrite the blob on every start).
+PIPELINE_PROPERTIES: dict[str, str] = {"ATTENTION_BACKEND": "SDPA"}
+# Conversations resend their history every turn: paged attention reuses the KV cache of a
+# repeated prefix (a 1,000-token history: ~30 CPU-ms instead of ~1 s), worth its slower load.
+# `ovchat chat` and ovchat.load() use it; one-shot `generate` keeps SDPA's fast load.
+CONVERSATION_PROPERTIES: dict[str, str] = {"ATTENTION_BACKEND": "PA"}
+DEFAULT_KV_CACHE_GB = 2.0  # batching: KV-cache pool shared by all requests
+DEFAULT_MAX_NUM_SEQS = 32  # batching: sequences decoded in one step
+
+Backend = Literal["pipeline", "batching"]
+
+
+class Engine:
+    """A model loaded once; `stream()` may be called many times (concurrently with batching)."""
+
+    def __init__(
+        self,
+        model_dir: str | Path,
+        device: str = DEFAULT_DEVICE,
+        properties: Mapping[str, Any] | None = None,
+        backend: Backend = "pipeline",
+        kv_cache_gb: float = DEFAULT_KV_CACHE_GB,
+        max_num_seqs: int = DEFAULT_MAX_NUM_SEQS,
+    ) -> None:
+        if backend not in ("pipeline", "batching"):
+            raise OptionError(
+                f"unknown backend {backend!r}", "use 'pipeline' or 'batching'", param="backend"
+            )
+        self.path = check_model_dir(model_dir)
+        self.info = read_model_info(self.path)
+        self.device = check_device(device)
+        self.backend: Backend = backend
+        self.properties = _properties(backend, properties)
+        t0 = time.perf_counter()
+        self._pipe = self._load(kv_cache_gb, max_num_seqs)
+        self.load_seconds = time.perf_counter() - t0
+        self.tokenizer = self._pipe.get_tokenizer()
+        self.planner = Planner(self.tokenizer, self.info.context_length)
+        self._lock = threading.Lock()  # LLMPipeline runs one request at a time
+        self._ids = itertools.count()
+        self._steps: StepLoop | None = StepLoop(self._pipe) if backend == "batching" else None
+
+    def _load(self, kv_cache_gb: float, max_num_seqs: int) -> Any:
+        import openvino_genai as ov_genai
+
+        try:
+            if self.backend == "pipeline":
+                return ov_genai.LLMPipeline(str(self.path), self.device, **self.properties)
+            sched = ov_genai.SchedulerConfig()
+            sched.enable_prefix_caching = True
+            sched.cache_size = max(1, math.ceil(kv_cache_gb))  # genai takes whole GB
+            sched.max_num_seqs = max_num_seqs
+            sched.dynamic_split_fuse = True
+            return ov_genai.ContinuousBatchingPipeline(
+                str(self.path), sched, self.device, self.properties
+            )
+        except RuntimeError as e:
+            why = reason(e)
+            if "property" in why.lower():
+                raise OptionError(
+                    f"OpenVINO refused a property: {why}",
+                    "check the OpenVINO properties passed",
+                    param="properties",
+                ) from e
+            raise InvalidModelError(
+                f"OpenVINO could not load {self.path}: {why}", reexport_hint(self.path)
+            ) from e
+
+    # -- prompts (the planner's, for callers that hold an Engine) ----------------------------
+    @property
+    def has_chat_template(self) -> bool:
+        return self.planner.has_chat_template
+
+    def render(self, messages: Messages) -> str:
+        return self.planner.render(messages)
+
+    def encode(self, text: str) -> list[int]:
+        return self.planner.encode(text)
+
+    def prompt_ids(self, prompt: Prompt) -> list[int]:
+        return self.planner.prompt_ids(prompt)
+
+    def plan(
+        self,
+        prompt: Prompt,
+        options: GenerationOptions | None = None,
+        *,
+        strict_budget: bool = False,
+    ) -> Plan:
+        """The planner's plan, with genai's config built and checked: every mistake in the
+        request surfaces here, before anything is streamed."""
+        plan = self.planner.plan(prompt, options, strict_budget=strict_budget)
+        return self.checked(plan)
+
+    def checked(self, plan: Plan) -> Plan:
+        """`plan` with genai's config for its options (built once, validated by genai)."""
+        if plan.config is not None:
+            return plan
+        return replace(plan, config=self._config(plan.options))
+
+    # -- the primitive ---------------------------------------------------------------------
+    def stream(
+        self,
+        prompt: Prompt | Plan,
+        options: GenerationOptions | None = None,
+        cancel: threading.Event | None = None,
+    ) -> Iterator[Chunk]:
+        """Stream an answer. A str is sent as is (raw); a message list goes through the
+        template; a Plan (from `plan()`) is sent as planned.
+
+        Closing the generator early (or setting `cancel`) stops generation and frees its memory.
+        """
+        plan = self.checked(prompt) if isinstance(prompt, Plan) else self.plan(prompt, options)
+        cancel = cancel or threading.Event()
+        q: queue.Queue[Any] = queue.Queue()
+        counter = TokenCounter(self.tokenizer, q, cancel)
+        stopped = self._start(plan, counter)
+        try:
+            while True:
+                kind, payload = q.get()
+                if kind == "end":
+                    break
+                yield counter.chunk(plan.prompt_tokens, payload)
+            yield counter.final(plan.prompt_tokens, plan.options.max_new_tokens)
+        finally:
+            cancel.set()
+            stopped(True)
+
+    async def astream(
+        self,
+        prompt: Prompt | Plan,
+        options: GenerationOptions | None = None,
+        cancel: threading.Event | None = None,
+    ) -> AsyncIterator[Chunk]:
+        """`stream()` for asyncio (the server): the same chunks, awaited.
+
+        The generating thread posts straight into the running event loop: no thread per
+        request with batching. That matters because genai's `step()` holds the GIL for the
+        whole step, so every hop between threads can wait up to one step. Leaving early (or
+        `cancel`) stops generation.
+        """
+        plan = self.checked(prompt) if isinstance(prompt, Plan) else self.plan(prompt, options)
+        cancel = cancel or threading.Event()
+        aq: asyncio.Queue[Any] = asyncio.Queue()
+        counter = TokenCounter(self.tokenizer, LoopSink(asyncio.get_running_loop(), aq), cancel)
+        stopped = self._start(plan, counter)
+        try:
+            while True:
+                kind, payload = await aq.get()
+                if kind == "end":
+                    break
+                yield counter.chunk(plan.prompt_tokens, payload)
+            yield counter.final(plan.prompt_tokens, plan.options.max_new_tokens)
+        finally:
+            cancel.set()  # the generating thread sees it at its next token or step
+            stopped(False)  # never block the event loop
+
+    def generate(
+        self, prompt: Prompt | Plan, options: GenerationOptions | None = None
+    ) -> Completion:
+        """The whole answer at once (consumes `stream`)."""
+        return Completion.collect(self.stream(prompt, options))
+
+    def close(self) -> None:
+        if self._steps is not None:
+            self._steps.stop()
+            self._steps = None
+
+    def status(self) -> EngineStatus:
+        """Requests inside the engine now (the pipeline backend reports its lock)."""
+        if self._steps is not None:
+            return self._steps.status()
+        return EngineStatus(active=int(self._lock.locked()), pending=0, kv_cache_usage=0.0)
+
+    # -- internals -------------------------------------------------------------------------
+    def _config(self, options: GenerationOptions) -> Any:
+        """genai's config for `options`, checked by genai now rather than mid-generation."""
+        base = (
+            self._pipe.get_generation_config()
+            if self.backend == "pipeline"
+            else self._pipe.get_config()
+        )
+        cfg = apply_options(base, options)
+        try:
+            cfg.validate()
+        except RuntimeError as e:
+            raise OptionError(f"the engine refused these options: {reason(e)}") from e
+        return cfg
+
+    def _generate(self, plan: Plan, counter: TokenCounter) -> None:
+        """LLMPipeline, in a worker thread: one request at a time."""
+        error: BaseException | None = None
+        try:
+            with self._lock:
+                counter.start = time.perf_counter()  # waiting for the lock is not generating
+                self._pipe.generate(_tokenized(plan.ids), plan.config, streamer_class()(counter))
+        except BaseException as e:
+            error = e
+        finally:
+            counter.finish(error)
+
+    def _start(self, plan: Plan, counter: TokenCounter) -> Callable[[bool], None]:
+        """Start generating; return what to call once the consumer has left (after it set
+        the cancel event): it wakes the step loop, or (`wait`) joins the pipeline's thread so
+        that generation has really stopped when `stream()` returns."""
+        if self._steps is None and self.backend == "batching":
+            raise EngineError("the engine is closed", "load the model again")
+        if self._steps is not None:
+            steps = self._steps
+            steps.submit(next(self._ids), _ids_tensor(plan.ids), plan.config, counter)
+            return lambda wait: steps.wake()
+        thread = threading.Thread(
+            target=self._generate, args=(plan, counter), name="ovchat-generate"
+        )
+        thread.daemon = True
+        thread.start()
+        return lambda wait: thread.join() if wait else None
+
+
+def _properties(backend: Backend, properties: Mapping[str, Any] | None) -> dict[str, Any]:
+    """ovchat's defaults, then the caller's; a compiled-model cache only where it is read."""
+    props: dict[str, Any] = dict(DEFAULT_PROPERTIES)
+    if backend == "pipeline":
+        props.update(PIPELINE_PROPERTIES)
+    props.update(properties or {})
+    if "CACHE_DIR" not in props and str(props.get("ATTENTION_BACKEND")).upper() == "SDPA":
+        props["CACHE_DIR"] = str(compiled_cache_dir())  # only SDPA is served from it
+    if props.get("CACHE_DIR") in ("", None):
+        props.pop("CACHE_DIR", None)  # the seed's CACHE_DIR="" means no cache
+    else:
+        Path(props["CACHE_DIR"]).mkdir(parents=True, exist_ok=True)
+    return props
+
+
+def _ids_tensor(ids: Sequence[int]) -> Any:
+    import numpy as np
+    import openvino as ov
+
+    return ov.Tensor(np.asarray([list(ids)], dtype=np.int64))
+
+
+def _tokenized(ids: Sequence[int]) -> Any:
+    import numpy as np
+    import openvino as ov
+    import openvino_genai as ov_genai
+
+    mask = ov.Tensor(np.ones((1, len(ids)), dtype=np.int64))
+    return ov_genai.TokenizedInputs(_ids_tensor(ids), mask)

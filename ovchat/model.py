@@ -1,0 +1,107 @@
+"""The Python API: `load()` a model, then `generate`, `stream` or hold a `chat`.
+
+    import ovchat
+
+    model = ovchat.load()  # the default model, prepared once
+    print(model.generate("Why is the sky blue?", max_new_tokens=64))
+    chat = model.chat(system="You are concise.")
+    print(chat.send("Hi, I am Ada."))
+    for chunk in chat.stream("What is my name?"):
+        print(chunk.text, end="", flush=True)
+
+A `Conversation` (conversation.py) keeps the history and fits it into the context window;
+`ovchat chat` is a terminal around the same object.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from .engine import CONVERSATION_PROPERTIES, DEFAULT_DEVICE, Chunk, Engine, Messages
+from .errors import OptionError
+from .library import resolve
+from .options import GenerationOptions
+
+if TYPE_CHECKING:
+    from .conversation import Conversation
+
+
+class Model:
+    """An exported model loaded on a device. Make one with `ovchat.load()`."""
+
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+
+    @property
+    def name(self) -> str:
+        return self.engine.info.name
+
+    @property
+    def path(self) -> Path:
+        return self.engine.info.path
+
+    @property
+    def context_length(self) -> int:
+        """The model's context window in tokens (prompt plus answer)."""
+        return self.engine.info.context_length
+
+    def stream(
+        self, prompt_or_messages: str | Messages, *, raw: bool = False, **options: Any
+    ) -> Iterator[Chunk]:
+        """Stream an answer as `Chunk`s; the last one has empty text and a `finish_reason`.
+
+        A str is one user message through the model's chat template (`raw=True` sends it as
+        is); a list of {"role", "content"} dicts is the whole conversation. Options are the
+        fields of `GenerationOptions` (max_new_tokens, temperature, top_p, top_k, min_p,
+        repetition_penalty, presence_penalty, frequency_penalty, no_repeat_ngram_size, seed,
+        stop). Leaving the loop early stops generation.
+        """
+        opts = GenerationOptions(**options)
+        if isinstance(prompt_or_messages, str):
+            if raw:
+                return self.engine.stream(self.engine.plan(prompt_or_messages, opts))
+            prompt_or_messages = [{"role": "user", "content": prompt_or_messages}]
+        elif raw:
+            raise OptionError("raw=True needs a str prompt, not messages", param="raw")
+        return self.engine.stream(self.engine.plan(prompt_or_messages, opts))
+
+    def generate(
+        self, prompt_or_messages: str | Messages, *, raw: bool = False, **options: Any
+    ) -> str:
+        """The whole answer as one string (see `stream` for the arguments)."""
+        return "".join(c.text for c in self.stream(prompt_or_messages, raw=raw, **options))
+
+    def chat(self, system: str | None = None, **options: Any) -> Conversation:
+        """A conversation that keeps its history; `options` are its default GenerationOptions."""
+        from .conversation import Conversation
+
+        return Conversation(self, system=system, options=GenerationOptions(**options))
+
+    def close(self) -> None:
+        """Stop background threads (only the batching backend has any)."""
+        self.engine.close()
+
+    def __enter__(self) -> Model:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        return (
+            f"<ovchat.Model {self.name!r} on {self.engine.device}, context {self.context_length}>"
+        )
+
+
+def load(model: str | Path | None = None, device: str = DEFAULT_DEVICE, **properties: Any) -> Model:
+    """Load a model: a library name, an exported dir, or None for the default model
+    (prepared once on first use).
+
+    `properties` are OpenVINO properties (e.g. `INFERENCE_PRECISION_HINT="f32"`), on top of
+    ovchat's defaults (latency hint, one stream, paged attention so that each turn of a
+    conversation reuses the KV cache of the history it resends).
+    """
+    props = {**CONVERSATION_PROPERTIES, **properties}
+    return Model(Engine(resolve(model), device=device, properties=props))

@@ -1,0 +1,119 @@
+"""Every error the server sends, in OpenAI's shape: {"error": {"message", "type", "param",
+"code"}}. Messages are about the request; internal detail (paths, signatures, addresses)
+goes to the server log, never to the client."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any, ClassVar
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from ..errors import ContextLengthError, OptionError
+
+log = logging.getLogger("ovchat.serve")
+# pydantic puts union branches and validator names into error locations: not fields.
+_NOT_FIELDS = {"str", "int", "float", "bool", "list", "dict", "none"}
+
+
+class APIError(Exception):
+    """An error answered as OpenAI does."""
+
+    TYPES: ClassVar[dict[int, str]] = {
+        400: "invalid_request_error",
+        401: "authentication_error",
+        404: "invalid_request_error",
+        405: "invalid_request_error",
+        413: "invalid_request_error",
+        429: "rate_limit_error",
+        500: "server_error",
+        503: "server_error",
+    }
+
+    def __init__(
+        self, status: int, message: str, param: str | None = None, code: str | None = None
+    ) -> None:
+        super().__init__(message)
+        self.status = status
+        self.message = message
+        self.param = param
+        self.code = code
+
+    def body(self) -> dict[str, Any]:
+        return error_body(self.status, self.message, self.param, self.code)
+
+    @classmethod
+    def from_option(cls, e: OptionError, params: dict[str, str] | None = None) -> APIError:
+        """A library OptionError as a 400, its param spelled as the request spells it."""
+        param = (params or {}).get(e.param or "", e.param)
+        code = "context_length_exceeded" if isinstance(e, ContextLengthError) else "invalid_value"
+        return cls(400, str(e), param=param, code=code)
+
+
+def error_body(
+    status: int, message: str, param: str | None = None, code: str | None = None
+) -> dict[str, Any]:
+    kind = APIError.TYPES.get(status, "invalid_request_error" if status < 500 else "server_error")
+    return {"error": {"message": message, "type": kind, "param": param, "code": code}}
+
+
+def install_error_handlers(app: FastAPI) -> None:
+    @app.exception_handler(APIError)
+    async def api_error(request: Request, exc: APIError) -> JSONResponse:
+        return JSONResponse(exc.body(), exc.status)
+
+    @app.exception_handler(OptionError)
+    async def option_error(request: Request, exc: OptionError) -> JSONResponse:
+        e = APIError.from_option(exc)
+        return JSONResponse(e.body(), e.status)
+
+    @app.exception_handler(RequestValidationError)
+    async def invalid(request: Request, exc: RequestValidationError) -> JSONResponse:
+        return JSONResponse(validation_body(exc), 400)
+
+    @app.exception_handler(StarletteHTTPException)
+    async def http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
+        message = str(exc.detail) if exc.detail else "error"
+        if exc.status_code == 404:
+            message = f"no such endpoint: {request.method} {request.url.path}"
+        return JSONResponse(error_body(exc.status_code, message), exc.status_code)
+
+    @app.exception_handler(Exception)
+    async def unexpected(request: Request, exc: Exception) -> JSONResponse:
+        log.exception("internal error on %s %s", request.method, request.url.path)
+        return JSONResponse(error_body(500, f"internal error: {type(exc).__name__}"), 500)
+
+
+def validation_body(exc: RequestValidationError) -> dict[str, Any]:
+    errors = exc.errors()
+    first = errors[0] if errors else {}
+    kind = first.get("type")
+    if kind == "json_invalid":
+        reason = first.get("ctx", {}).get("error", "invalid JSON")
+        return error_body(
+            400, f"We could not parse the JSON body of your request: {reason}", code="invalid_json"
+        )
+    param = _param(first.get("loc", ()))
+    msg = str(first.get("msg", "invalid request")).removeprefix("Value error, ")
+    if not param:
+        text = "the request needs a JSON object body" + ("" if kind == "missing" else f": {msg}")
+        return error_body(400, text, code="invalid_body")
+    if kind == "missing":
+        return error_body(
+            400, f"'{param}' is required", param=param, code="missing_required_parameter"
+        )
+    return error_body(400, f"invalid '{param}': {msg}", param=param, code="invalid_value")
+
+
+def _param(loc: Any) -> str:
+    """("body", "messages", 0, "content", "str") -> "messages[0].content"."""
+    out = ""
+    for p in loc[1:] if loc and loc[0] == "body" else loc:
+        if isinstance(p, int):
+            out += f"[{p}]"
+        elif str(p).isidentifier() and str(p) not in _NOT_FIELDS:
+            out += f".{p}" if out else str(p)
+    return out

@@ -1,0 +1,79 @@
+"""Speed of ovchat against other engines (the seed's optimum-intel path, PyTorch, llama.cpp),
+side by side on this machine: load, time to first token, prefill and decode tokens/s, peak
+memory, size on disk. Each engine runs in its own subprocess."""
+
+from __future__ import annotations
+
+import argparse
+import shutil
+
+from ..bench.report import chart, markdown_table, render_table
+from ..bench.runner import ENGINES, FULL, QUICK, bench
+from ..errors import OptionError
+from .cliargs import add_model_arguments, add_report_arguments, properties_from_args, write_json
+
+FLAGS = {"engines": "--engines", "gguf": "--gguf", "reference": "--reference"}
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    add_model_arguments(p)
+    p.add_argument("--engines", help=f"comma-separated, from {','.join(ENGINES)} (default: all)")
+    p.add_argument("--quick", action="store_true", help="smoke run: fewer reps, short prompts")
+    p.add_argument("--reps", type=int, help="timed repetitions per prompt")
+    p.add_argument("--new-tokens", type=int, help="tokens decoded per run (EOS ignored)")
+    p.add_argument("--long-tokens", type=int, help="long prompt length in tokens")
+    p.add_argument("--threads", type=int, help="threads for torch and llama.cpp")
+    p.add_argument("--reference", help="HF dir for the PyTorch engines (default: manifest)")
+    p.add_argument("--gguf", help="GGUF for llama.cpp (default: the manifest's source)")
+    p.add_argument("--chart", metavar="PNG", help="write a bar chart")
+    add_report_arguments(p)
+
+
+def main(args: argparse.Namespace) -> int:
+    from dataclasses import replace
+
+    from rich.console import Console
+
+    s = QUICK if args.quick else FULL
+    for key, value in (("reps", args.reps), ("new_tokens", args.new_tokens),
+                       ("long_tokens", args.long_tokens), ("threads", args.threads)):  # fmt: skip
+        if value is not None:
+            if value < 1:
+                raise OptionError(f"--{key.replace('_', '-')} must be at least 1, got {value}")
+            s = replace(s, **{key: value})
+    engines = [e.strip() for e in args.engines.split(",") if e.strip()] if args.engines else None
+    r = bench(
+        args.model,
+        engines,
+        quick=args.quick,
+        settings=s,
+        device=args.device,
+        properties=properties_from_args(args),
+        reference=args.reference,
+        gguf=args.gguf,
+    )
+    to_stdout = args.json == "-"
+    console = Console(stderr=to_stdout, width=max(160, shutil.get_terminal_size().columns))
+    console.print(render_table(r))
+    console.print(
+        f"prompts: {r.prompts['short']} and {r.prompts['long']} tokens; {r.settings['new_tokens']}"
+        f" new tokens per run; {r.settings['reps']} reps after {r.settings['warmups']} warm-up",
+        highlight=False,
+    )
+    console.print("versions: " + ", ".join(f"{k} {v}" for k, v in r.versions.items()),
+                  highlight=False)  # fmt: skip
+    for t in r.targets:
+        console.print(
+            f"target: ovchat {t['metric']} {t['ovchat_times']:.2f}× {t['against']} "
+            f"(want ≥ {t['target']}×: {'met' if t['met'] else 'NOT met'})",
+            highlight=False,
+        )
+    for name, why in r.skipped.items():
+        console.print(f"skipped {name}: {why}", highlight=False)
+    if args.markdown:
+        console.print(markdown_table(r), markup=False, highlight=False)
+    if args.chart:
+        console.print(f"chart: {chart(r, args.chart)}", highlight=False)
+    if args.json:
+        write_json(r.to_dict(), args.json)
+    return 0 if all(e.ok for e in r.engines) else 1
