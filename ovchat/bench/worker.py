@@ -17,6 +17,7 @@ from typing import Any
 
 from ..errors import OptionError
 from ..options import GenerationOptions
+from ..progress import printer
 from .runner import SEED_OV_CONFIG, BenchSettings, summary
 
 
@@ -300,8 +301,5 @@ def worker_main() -> None:
 
         torch.set_num_threads(threads)
 
-    def say(m: str) -> None:
-        print(f"ovchat bench: {m}", file=sys.stderr, flush=True)
-
-    result = measure(spec, say)
+    result = measure(spec, printer("ovchat bench"))  # the parent relays these lines
     Path(spec["out"]).write_text(json.dumps(result))
