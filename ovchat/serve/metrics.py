@@ -50,9 +50,21 @@ class Metrics:
             registry=r,
         )
 
-    def watch_engine(self, active: Callable[[], float], kv_usage: Callable[[], float]) -> None:
+        self.kv_bytes = Gauge(
+            "ovchat_kv_cache_bytes",
+            "size of the KV-cache pool as the engine allocated it (--kv-cache-gb)",
+            registry=r,
+        )
+
+    def watch_engine(
+        self,
+        active: Callable[[], float],
+        kv_usage: Callable[[], float],
+        kv_bytes: Callable[[], float] = lambda: 0.0,
+    ) -> None:
         self.engine_active.set_function(active)
         self.kv_usage.set_function(kv_usage)
+        self.kv_bytes.set_function(kv_bytes)
 
     def render(self) -> bytes:
         return generate_latest(self.registry)
