@@ -51,7 +51,7 @@ DEFAULT_MAX_NUM_SEQS = 32  # batching: sequences decoded in one step
 # batching: tokens one engine step computes (genai's max_num_batched_tokens). A long prompt
 # is prefilled in chunks of this size between other requests' decode steps; a step holds
 # the GIL, so this also bounds how long the server cannot answer (benchmarks/prefill_hol.py).
-DEFAULT_PREFILL_CHUNK = 256
+DEFAULT_PREFILL_CHUNK = 128
 
 Backend = Literal["pipeline", "batching"]
 
