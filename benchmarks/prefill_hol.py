@@ -31,8 +31,8 @@ from typing import Any
 import httpx
 
 LONG_TOKENS = 7000  # about the issue's prompt; SmolLM2's window is 8192
-SHORT = [{"role": "user", "content": "What is the capital of France?"}]
-SHORT_DELAY = 0.5  # seconds after the long request has reached the engine: in its prefill
+SHORT = "Question {}: what is the capital of France?"  # a new one each time: no cache hit
+SHORT_DELAY = 2.0  # seconds after the long request has reached the engine: in its prefill
 HEALTH_EVERY = 0.05
 
 
@@ -60,7 +60,8 @@ def start(model: str | None, chunk: int | None, extra: list[str]) -> tuple[subpr
 
 def short_request(url: str) -> tuple[float, float]:
     """(time to first token, total) of an 8-token streamed chat."""
-    body = {"messages": SHORT, "max_tokens": 8, "ignore_eos": True, "stream": True}
+    messages = [{"role": "user", "content": SHORT.format(time.time_ns())}]
+    body = {"messages": messages, "max_tokens": 8, "ignore_eos": True, "stream": True}
     t0 = time.perf_counter()
     first = None
     with httpx.stream("POST", f"{url}/v1/chat/completions", json=body, timeout=600) as r:

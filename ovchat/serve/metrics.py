@@ -46,7 +46,8 @@ class Metrics:
         )
         self.kv_usage = Gauge(
             "ovchat_kv_cache_usage_ratio",
-            "share of the KV cache in use after the last step (prefix cache included)",
+            "share of the KV-cache pool held by requests in the last step (blocks kept only "
+            "for the prefix cache are not counted)",
             registry=r,
         )
 
