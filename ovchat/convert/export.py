@@ -7,12 +7,13 @@ Conversion and compression are optimum-intel's and nncf's, called in-process the
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import json
 import logging
 import os
+import secrets
 import shutil
-import tempfile
 import time
 from collections import Counter
 from collections.abc import Iterator
@@ -35,6 +36,12 @@ from ..versions import versions
 from .recipe import Recipe
 
 MANIFEST_FORMAT = 1
+# An export is built in a hidden sibling `.NAME.partial-TOKEN`, owned through the lock file
+# `.NAME.partial-TOKEN.lock` that its process holds (taken before the dir exists, released
+# when the process ends, even by SIGKILL). A partial dir whose lock can be taken is left
+# over by a dead export and is removed by the next export to the same place.
+PARTIAL = "partial"
+LOCK_SUFFIX = ".lock"
 
 
 def weight_statistics(xml: Path) -> dict[str, Any]:
@@ -123,47 +130,119 @@ def export(
     if kind == "dir" and not Path(model).expanduser().is_dir():
         raise ModelNotFoundError(f"{model} is neither a directory nor a .gguf file")
     out.parent.mkdir(parents=True, exist_ok=True)
-    work = Path(tempfile.mkdtemp(prefix=f".{out.name}.partial-", dir=out.parent))
-    t0 = time.perf_counter()
-    try:
-        source: dict[str, Any] = {"kind": kind, "model": model}
-        hf_model = model
-        if kind == "gguf":
-            from .gguf import gguf_to_hf
+    remove_leftovers(out)
+    with _owned_workdir(out) as work:
+        return _export(model, kind, out, work, recipe, name, say, generation)
 
-            src = Path(model).expanduser().resolve()
-            source = {"kind": "gguf", "model": str(src), "bytes": src.stat().st_size}
-            say("step 1/3: GGUF → Hugging Face (weights dequantized, tokenizer from metadata)")
-            hf_model = str(gguf_to_hf(src, work / "_hf", progress=say))
-        elif kind == "dir":
-            hf_model = str(Path(model).expanduser().resolve())
-            source["model"] = hf_model
-        ir = work / "ir"
-        with _capture_nncf_log() as nncf_lines:
-            _optimum_export(hf_model, ir, recipe, say)
-        if generation:
-            gc_path = ir / "generation_config.json"
-            gc = json.loads(gc_path.read_text()) if gc_path.is_file() else {}
-            gc_path.write_text(json.dumps({**gc, **generation}, indent=2) + "\n")
-        say("checking the result")
-        stats = weight_statistics(ir / "openvino_model.xml")
-        manifest = {
-            "format": MANIFEST_FORMAT,
-            "name": name or (Path(model).stem if kind == "gguf" else model),
-            "source": source,
-            "recipe": {"asked": asdict(recipe), "applied": stats},
-            "generation_overrides": generation or {},
-            "nncf_log": [ln for ln in nncf_lines if ln.strip()][-40:],
-            "versions": versions(),
-            "created": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
-            "export_seconds": round(time.perf_counter() - t0, 1),
-        }
-        (ir / MANIFEST).write_text(json.dumps(manifest, indent=2) + "\n")
-        _replace(ir, out)
-        say(f"done in {time.perf_counter() - t0:.0f}s → {out}")
-        return out
+
+def _export(
+    model: str,
+    kind: str,
+    out: Path,
+    work: Path,
+    recipe: Recipe,
+    name: str | None,
+    say: Progress,
+    generation: dict[str, Any] | None,
+) -> Path:
+    """The export itself, built in `work` (owned by this process)."""
+    t0 = time.perf_counter()
+    source: dict[str, Any] = {"kind": kind, "model": model}
+    hf_model = model
+    if kind == "gguf":
+        from .gguf import gguf_to_hf
+
+        src = Path(model).expanduser().resolve()
+        source = {"kind": "gguf", "model": str(src), "bytes": src.stat().st_size}
+        say("step 1/3: GGUF → Hugging Face (weights dequantized, tokenizer from metadata)")
+        hf_model = str(gguf_to_hf(src, work / "_hf", progress=say))
+    elif kind == "dir":
+        hf_model = str(Path(model).expanduser().resolve())
+        source["model"] = hf_model
+    ir = work / "ir"
+    with _capture_nncf_log() as nncf_lines:
+        _optimum_export(hf_model, ir, recipe, say)
+    if generation:
+        gc_path = ir / "generation_config.json"
+        gc = json.loads(gc_path.read_text()) if gc_path.is_file() else {}
+        gc_path.write_text(json.dumps({**gc, **generation}, indent=2) + "\n")
+    say("checking the result")
+    stats = weight_statistics(ir / "openvino_model.xml")
+    manifest = {
+        "format": MANIFEST_FORMAT,
+        "name": name or (Path(model).stem if kind == "gguf" else model),
+        "source": source,
+        "recipe": {"asked": asdict(recipe), "applied": stats},
+        "generation_overrides": generation or {},
+        "nncf_log": [ln for ln in nncf_lines if ln.strip()][-40:],
+        "versions": versions(),
+        "created": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+        "export_seconds": round(time.perf_counter() - t0, 1),
+    }
+    (ir / MANIFEST).write_text(json.dumps(manifest, indent=2) + "\n")
+    _replace(ir, out)
+    say(f"done in {time.perf_counter() - t0:.0f}s → {out}")
+    return out
+
+
+@contextmanager
+def _owned_workdir(out: Path) -> Iterator[Path]:
+    """A fresh hidden work dir beside `out`, locked by this process while it exists; removed
+    on the way out, whatever happens (a SIGKILL leaves it to `remove_leftovers`)."""
+    from filelock import FileLock
+
+    token = f"{os.getpid()}-{secrets.token_hex(4)}"
+    work = out.parent / f".{out.name}.{PARTIAL}-{token}"
+    lock = FileLock(str(work) + LOCK_SUFFIX)
+    lock.acquire(timeout=0)  # the lock first: the dir never exists unowned
+    try:
+        work.mkdir()
+        yield work
     finally:
         shutil.rmtree(work, ignore_errors=True)
+        lock.release()
+        Path(lock.lock_file).unlink(missing_ok=True)
+
+
+def remove_leftovers(out: Path) -> list[Path]:
+    """Remove the work dirs of exports to `out` that died (their owner's lock is free), and
+    the old copies a killed `force` replacement left; return what was removed."""
+    from filelock import FileLock, Timeout
+
+    removed: list[Path] = []
+    for d in out.parent.glob(f".{out.name}.{PARTIAL}-*"):
+        if d.name.endswith(LOCK_SUFFIX):
+            if not d.with_name(d.name.removesuffix(LOCK_SUFFIX)).exists():
+                with contextlib.suppress(Timeout), FileLock(str(d), timeout=0):
+                    d.unlink(missing_ok=True)  # a lock whose dir is gone, owner dead
+            continue
+        lock = FileLock(str(d) + LOCK_SUFFIX)
+        try:
+            lock.acquire(timeout=0)
+        except Timeout:
+            continue  # a live export owns it
+        try:
+            shutil.rmtree(d, ignore_errors=True)
+            removed.append(d)
+        finally:
+            lock.release()
+            Path(lock.lock_file).unlink(missing_ok=True)
+    for d in out.parent.glob(f".{out.name}.old-*"):
+        pid = d.name.rsplit("-", 1)[-1]
+        if pid.isdigit() and not _alive(int(pid)):
+            shutil.rmtree(d, ignore_errors=True)
+            removed.append(d)
+    return removed
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except OSError:  # exists, but not ours to signal
+        return True
+    return True
 
 
 def _check_output(out: Path, source: Path | None, force: bool) -> None:

@@ -14,6 +14,7 @@ from .engine import (
     CONVERSATION_PROPERTIES,
     DEFAULT_KV_CACHE_GB,
     DEFAULT_MAX_NUM_SEQS,
+    DEFAULT_PREFILL_CHUNK,
     Engine,
 )
 from .planner import Plan, Planner, Prompt, check_messages
@@ -24,6 +25,7 @@ __all__ = [
     "DEFAULT_DEVICE",
     "DEFAULT_KV_CACHE_GB",
     "DEFAULT_MAX_NUM_SEQS",
+    "DEFAULT_PREFILL_CHUNK",
     "Chunk",
     "Completion",
     "Engine",

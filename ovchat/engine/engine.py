@@ -27,6 +27,7 @@ from ..errors import EngineError, InvalidModelError, OptionError, reason
 from ..modeldir import check_model_dir, read_model_info, reexport_hint
 from ..options import GenerationOptions
 from ..paths import compiled_cache_dir
+from . import kvcache
 from .device import DEFAULT_DEVICE, check_device
 from .planner import Plan, Planner, Prompt
 from .sampling import apply_options
@@ -47,6 +48,10 @@ PIPELINE_PROPERTIES: dict[str, str] = {"ATTENTION_BACKEND": "SDPA"}
 CONVERSATION_PROPERTIES: dict[str, str] = {"ATTENTION_BACKEND": "PA"}
 DEFAULT_KV_CACHE_GB = 2.0  # batching: KV-cache pool shared by all requests
 DEFAULT_MAX_NUM_SEQS = 32  # batching: sequences decoded in one step
+# batching: tokens one engine step computes (genai's max_num_batched_tokens). A long prompt
+# is prefilled in chunks of this size between other requests' decode steps; a step holds
+# the GIL, so this also bounds how long the server cannot answer (benchmarks/prefill_hol.py).
+DEFAULT_PREFILL_CHUNK = 128
 
 Backend = Literal["pipeline", "batching"]
 
@@ -62,6 +67,7 @@ class Engine:
         backend: Backend = "pipeline",
         kv_cache_gb: float = DEFAULT_KV_CACHE_GB,
         max_num_seqs: int = DEFAULT_MAX_NUM_SEQS,
+        prefill_chunk: int = DEFAULT_PREFILL_CHUNK,
     ) -> None:
         if backend not in ("pipeline", "batching"):
             raise OptionError(
@@ -73,15 +79,17 @@ class Engine:
         self.backend: Backend = backend
         self.properties = _properties(backend, properties)
         t0 = time.perf_counter()
-        self._pipe = self._load(kv_cache_gb, max_num_seqs)
+        self._pipe = self._load(kv_cache_gb, max_num_seqs, prefill_chunk)
         self.load_seconds = time.perf_counter() - t0
         self.tokenizer = self._pipe.get_tokenizer()
         self.planner = Planner(self.tokenizer, self.info.context_length)
         self._lock = threading.Lock()  # LLMPipeline runs one request at a time
         self._ids = itertools.count()
-        self._steps: StepLoop | None = StepLoop(self._pipe) if backend == "batching" else None
+        self._steps: StepLoop | None = (
+            StepLoop(self._pipe, prefill_chunk) if backend == "batching" else None
+        )
 
-    def _load(self, kv_cache_gb: float, max_num_seqs: int) -> Any:
+    def _load(self, kv_cache_gb: float, max_num_seqs: int, prefill_chunk: int) -> Any:
         import openvino_genai as ov_genai
 
         try:
@@ -89,9 +97,11 @@ class Engine:
                 return ov_genai.LLMPipeline(str(self.path), self.device, **self.properties)
             sched = ov_genai.SchedulerConfig()
             sched.enable_prefix_caching = True
-            sched.cache_size = max(1, math.ceil(kv_cache_gb))  # genai takes whole GB
             sched.max_num_seqs = max_num_seqs
+            # Chunked prefill: decode steps first, then at most `prefill_chunk` prompt tokens.
             sched.dynamic_split_fuse = True
+            sched.max_num_batched_tokens = prefill_chunk
+            self._size_kv_cache(sched, kv_cache_gb)
             return ov_genai.ContinuousBatchingPipeline(
                 str(self.path), sched, self.device, self.properties
             )
@@ -106,6 +116,23 @@ class Engine:
             raise InvalidModelError(
                 f"OpenVINO could not load {self.path}: {why}", reexport_hint(self.path)
             ) from e
+
+    def _size_kv_cache(self, sched: Any, kv_cache_gb: float) -> None:
+        if not kv_cache_gb > 0:
+            raise OptionError(
+                f"kv_cache_gb must be positive, got {kv_cache_gb}", param="kv_cache_gb"
+            )
+        kvcache.configure(sched, kv_cache_gb, self.path, self.device, self.properties)
+        tokens = kvcache.pool_tokens(sched, self.path, self.device, self.properties)
+        ctx = self.info.context_length
+        if tokens is not None and tokens < ctx:
+            # genai would never schedule a prompt the pool cannot hold: it would wait forever.
+            raise OptionError(
+                f"a KV cache of {kv_cache_gb:g} GB holds {tokens} tokens of this model, less "
+                f"than its context window ({ctx})",
+                f"give at least {math.ceil(kv_cache_gb * ctx / tokens * 100) / 100:g} GB",
+                param="kv_cache_gb",
+            )
 
     # -- prompts (the planner's, for callers that hold an Engine) ----------------------------
     @property
@@ -201,6 +228,11 @@ class Engine:
     ) -> Completion:
         """The whole answer at once (consumes `stream`)."""
         return Completion.collect(self.stream(prompt, options))
+
+    def cancel_all(self) -> None:
+        """Stop every answer in flight (batching; they end with finish reason "cancelled")."""
+        if self._steps is not None:
+            self._steps.cancel_all()
 
     def close(self) -> None:
         if self._steps is not None:

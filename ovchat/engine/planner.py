@@ -21,6 +21,11 @@ ROLES = ("system", "user", "assistant")
 # than this share of the window (max_new_tokens defaults to 1024, more than a tiny model's
 # whole context).
 MAX_ANSWER_SHARE = 0.5
+# A prompt longer than this many characters per token of the window is tokenized only as far
+# as needed to know that it cannot fit (a 1 MiB prompt: ~0.2 s of tokenizing that holds the
+# GIL, and with it the server's event loop). The margin covers a word cut at the boundary.
+CHARS_PER_TOKEN_BOUND = 16
+BOUNDARY_TOKENS = 256
 
 Prompt = str | Messages
 
@@ -117,7 +122,25 @@ class Planner:
         server) a budget larger than the whole window is an error instead.
         """
         options = options or GenerationOptions()
-        return self.plan_ids(self.prompt_ids(prompt), options, strict_budget=strict_budget)
+        text = prompt if isinstance(prompt, str) else self.render(prompt)
+        self._refuse_if_far_too_long(text)
+        return self.plan_ids(self.encode(text), options, strict_budget=strict_budget)
+
+    def _refuse_if_far_too_long(self, text: str) -> None:
+        """A ContextLengthError for a text whose first part alone overflows the window,
+        without tokenizing the rest."""
+        ctx = self.context_length
+        head = ctx * CHARS_PER_TOKEN_BOUND
+        if len(text) <= head:
+            return
+        n = len(self.encode(text[:head]))
+        if n > ctx + BOUNDARY_TOKENS:
+            raise ContextLengthError(
+                f"the prompt is more than {n - BOUNDARY_TOKENS} tokens; the model's context "
+                f"window is {ctx} tokens",
+                "shorten the prompt or the conversation",
+                param="prompt",
+            )
 
     def plan_ids(
         self, ids: Sequence[int], options: GenerationOptions, *, strict_budget: bool = False

@@ -3,10 +3,18 @@
 Hand-written because openvino-genai's Python API leaves the step loop to the caller (as OVMS
 does): one thread calls ContinuousBatchingPipeline.step() for every request, hands each
 request's new tokens to its TokenCounter, and cancels requests whose consumer went away.
+
+Short prompts first: genai prefills prompts in chunks (dynamic split-fuse) but strictly in
+arrival order, so a short request that arrives while a long prompt is being prefilled waits
+for all of it (a 7,000-token prompt: many seconds). When a short prompt arrives, a long one
+still in its prefill is cancelled in genai and added again after the next step: the blocks
+it has computed stay in genai's prefix cache, so it resumes where it was (nothing is
+computed twice), now behind the newcomer.
 """
 
 from __future__ import annotations
 
+import itertools
 import threading
 from dataclasses import dataclass
 from typing import Any
@@ -23,6 +31,12 @@ class _Request:
     config: Any  # genai's GenerationConfig
     counter: TokenCounter
     handle: Any = None
+    stepped: bool = False  # in genai for at least one step since it was (re)added
+    requeue: bool = False  # cancelled in genai to let a short prompt go first; re-add it
+
+    @property
+    def prompt_tokens(self) -> int:
+        return int(self.ids.shape[1])
 
 
 class StepLoop:
@@ -32,31 +46,46 @@ class StepLoop:
     cancelled, a failing step, the loop stopped or crashed), so no consumer waits forever.
     """
 
-    def __init__(self, pipe: Any) -> None:
+    def __init__(self, pipe: Any, prefill_chunk: int = 256) -> None:
         self.pipe = pipe
+        self.prefill_chunk = prefill_chunk  # a prompt longer than this takes several steps
+        self._requeued_ids = itertools.count(1 << 48)  # genai ids for requests added again
         self._cv = threading.Condition()
         self._active: dict[int, _Request] = {}
         self._new: list[_Request] = []
         self._stopped = False
+        self._cancelling = False
         self._kv_usage = 0.0
+        self._kv_bytes = 0
         self._thread = threading.Thread(target=self._run, name="ovchat-steps", daemon=True)
         self._thread.start()
 
     def status(self) -> EngineStatus:
         with self._cv:
-            return EngineStatus(len(self._active), len(self._new), self._kv_usage)
+            return EngineStatus(len(self._active), len(self._new), self._kv_usage, self._kv_bytes)
 
     def submit(self, rid: int, ids: Any, config: Any, counter: TokenCounter) -> None:
         with self._cv:
             if self._stopped:
                 counter.finish(EngineError("the engine is closed", "load the model again"))
                 return
+            if self._cancelling:
+                counter.cancel.set()
             self._new.append(_Request(rid, ids, config, counter))
             self._cv.notify()
 
     def wake(self) -> None:
         """A consumer went away (its cancel event is set): wake the loop so it cancels at once."""
         with self._cv:
+            self._cv.notify()
+
+    def cancel_all(self) -> None:
+        """End every request held, as if each consumer had left (finish reason "cancelled"):
+        a server shutting down ends its answers cleanly before the engine is closed."""
+        with self._cv:
+            self._cancelling = True  # and any request submitted from now on
+            for r in [*self._new, *self._active.values()]:
+                r.counter.cancel.set()
             self._cv.notify()
 
     def stop(self) -> None:
@@ -94,6 +123,7 @@ class StepLoop:
                     self._fail_all(EngineError("the engine was closed during generation"))
                     return
                 new, self._new = self._new, []
+            short_came = False
             for req in new:
                 if req.counter.cancel.is_set():  # gone before it started
                     req.counter.finish()
@@ -104,11 +134,16 @@ class StepLoop:
                     req.counter.finish(e)
                     continue
                 self._active[req.rid] = req
+                short_came = short_came or req.prompt_tokens <= self.prefill_chunk
+            if short_came:
+                self._let_short_prompts_first({r.rid for r in new})
             try:
                 if self.pipe.has_non_finished_requests():
                     self.pipe.step()
+                metrics = self.pipe.get_metrics()
                 # genai reports a percentage; the engine's status is a ratio
-                self._kv_usage = float(self.pipe.get_metrics().cache_usage) / 100.0
+                self._kv_usage = float(metrics.cache_usage) / 100.0
+                self._kv_bytes = int(metrics.kv_cache_size_in_bytes)
             except Exception as e:
                 for req in self._active.values():
                     req.handle.cancel()
@@ -121,7 +156,13 @@ class StepLoop:
                     if req.counter.cancel.is_set():
                         req.handle.cancel()  # frees its KV-cache blocks
                         done = True
+                    elif req.requeue:  # cancelled a step ago: its computed blocks are cached
+                        req.requeue = req.stepped = False
+                        rid2 = next(self._requeued_ids)
+                        req.handle = self.pipe.add_request(rid2, req.ids, req.config)
+                        continue
                     else:
+                        req.stepped = True
                         if req.handle.can_read():
                             for out in req.handle.read().values():
                                 if out.generated_ids:
@@ -138,3 +179,15 @@ class StepLoop:
                 if done:
                     del self._active[rid]
                     req.counter.finish()
+
+    def _let_short_prompts_first(self, newcomers: set[int]) -> None:
+        """Cancel (to add again after the next step) every long prompt still being
+        prefilled that was added before a short newcomer. Only one that has had a step
+        since it was last added: under a stream of short requests, it still gets every
+        other step."""
+        for req in self._active.values():
+            if req.rid in newcomers or req.requeue or not req.stepped:
+                continue
+            if req.counter.tokens == 0 and req.prompt_tokens > self.prefill_chunk:
+                req.handle.cancel()
+                req.requeue = True

@@ -84,3 +84,4 @@ class EngineStatus:
     active: int
     pending: int
     kv_cache_usage: float
+    kv_cache_bytes: int = 0  # the pool's size as genai allocated it (0 before the first step)

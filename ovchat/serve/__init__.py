@@ -3,10 +3,13 @@
     app.py        create_app(settings, engine=None): the app factory (no globals)
     routes.py     the OpenAI endpoints: chat completions, completions, models
     schema.py     OpenAI's request shapes (pydantic), mapped onto GenerationOptions
+    requestmodel.py  the base of every request body: every string checked once
     streaming.py  one JSON body or server-sent events from the engine's Chunks
     admission.py  bounded admission: running slots, a FIFO queue, then 429
-    guard.py      ASGI middleware: API key, body limit, request metrics
+    guard.py      ASGI middleware: API key, body limit and deadline, request metrics
     errors.py     every error in OpenAI's shape
+    openapi.py    the OpenAPI document as the server answers (400s, not 422s)
+    server.py     uvicorn with a header deadline, a connection cap and a clean stop
     metrics.py    Prometheus metrics
     settings.py   ServerSettings: every knob in one place
     static/       the chat page (HTML, CSS, JS; no CDN)

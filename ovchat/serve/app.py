@@ -20,6 +20,7 @@ from ..engine import Engine
 from .errors import install_error_handlers
 from .guard import Guard
 from .metrics import CONTENT_TYPE
+from .openapi import install_openapi
 from .routes import add_openai_routes
 from .settings import ServerSettings
 from .state import ServerState
@@ -45,7 +46,9 @@ def create_app(settings: ServerSettings, engine: Engine | None = None) -> FastAP
             status = eng.status()
             return status.active + status.pending
 
-        metrics.watch_engine(held, lambda: eng.status().kv_cache_usage)
+        metrics.watch_engine(
+            held, lambda: eng.status().kv_cache_usage, lambda: eng.status().kv_cache_bytes
+        )
         try:
             yield
         finally:
@@ -53,7 +56,7 @@ def create_app(settings: ServerSettings, engine: Engine | None = None) -> FastAP
                 eng.close()
 
     app = FastAPI(title="ovchat", lifespan=lifespan, docs_url=None, redoc_url=None)
-    app.add_middleware(Guard, settings=settings, metrics=metrics)
+    app.add_middleware(Guard, settings=settings, metrics=metrics, routes=app.router.routes)
     app.state.server = server
     app.state.metrics = metrics
     app.state.slots = slots
@@ -80,4 +83,5 @@ def create_app(settings: ServerSettings, engine: Engine | None = None) -> FastAP
         return FileResponse(STATIC_DIR / "index.html")
 
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
+    install_openapi(app)
     return app

@@ -17,6 +17,7 @@ from ..errors import ContextLengthError, OptionError
 log = logging.getLogger("ovchat.serve")
 # pydantic puts union branches and validator names into error locations: not fields.
 _NOT_FIELDS = {"str", "int", "float", "bool", "list", "dict", "none"}
+ECHO_LIMIT = 200  # characters of a client's own text quoted back in an error message
 
 
 class APIError(Exception):
@@ -27,6 +28,7 @@ class APIError(Exception):
         401: "authentication_error",
         404: "invalid_request_error",
         405: "invalid_request_error",
+        408: "invalid_request_error",
         413: "invalid_request_error",
         429: "rate_limit_error",
         500: "server_error",
@@ -34,16 +36,25 @@ class APIError(Exception):
     }
 
     def __init__(
-        self, status: int, message: str, param: str | None = None, code: str | None = None
+        self,
+        status: int,
+        message: str,
+        param: str | None = None,
+        code: str | None = None,
+        headers: dict[str, str] | None = None,
     ) -> None:
         super().__init__(message)
         self.status = status
         self.message = message
         self.param = param
         self.code = code
+        self.headers = headers
 
     def body(self) -> dict[str, Any]:
         return error_body(self.status, self.message, self.param, self.code)
+
+    def response(self) -> JSONResponse:
+        return JSONResponse(self.body(), self.status, headers=self.headers)
 
     @classmethod
     def from_option(cls, e: OptionError, params: dict[str, str] | None = None) -> APIError:
@@ -63,7 +74,7 @@ def error_body(
 def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(APIError)
     async def api_error(request: Request, exc: APIError) -> JSONResponse:
-        return JSONResponse(exc.body(), exc.status)
+        return exc.response()
 
     @app.exception_handler(OptionError)
     async def option_error(request: Request, exc: OptionError) -> JSONResponse:
@@ -76,15 +87,40 @@ def install_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(StarletteHTTPException)
     async def http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
+        status, code = exc.status_code, None
         message = str(exc.detail) if exc.detail else "error"
-        if exc.status_code == 404:
-            message = f"no such endpoint: {request.method} {request.url.path}"
-        return JSONResponse(error_body(exc.status_code, message), exc.status_code)
+        if status == 404:
+            message = f"no such endpoint: {request.method} {echo(request.url.path)}"
+            code = "unknown_url"
+        elif status == 405:
+            message = f"{request.method} is not allowed on {echo(request.url.path)}"
+            code = "method_not_allowed"
+        elif status == 400 and exc.__cause__ is not None:
+            # FastAPI could not read the body as JSON for a reason other than syntax.
+            message, code = _body_error(exc.__cause__)
+        return JSONResponse(error_body(status, message, code=code), status, headers=exc.headers)
 
     @app.exception_handler(Exception)
     async def unexpected(request: Request, exc: Exception) -> JSONResponse:
         log.exception("internal error on %s %s", request.method, request.url.path)
-        return JSONResponse(error_body(500, f"internal error: {type(exc).__name__}"), 500)
+        return JSONResponse(error_body(500, "internal error", code="internal_error"), 500)
+
+
+def _body_error(cause: BaseException) -> tuple[str, str]:
+    """Why a body could not be read as JSON (its syntax errors are RequestValidationErrors)."""
+    if isinstance(cause, UnicodeDecodeError):
+        return "the request body is not valid UTF-8 text", "invalid_encoding"
+    if isinstance(cause, RecursionError):
+        return "the request body's JSON is nested too deeply", "invalid_json"
+    log.warning("unreadable request body: %r", cause)
+    return "the request body could not be read as JSON", "invalid_json"
+
+
+def echo(text: str, limit: int = ECHO_LIMIT) -> str:
+    """A client's text quoted back in a message: valid UTF-8 (lone surrogates replaced) and
+    short."""
+    safe = text.encode("utf-8", "replace").decode("utf-8")
+    return safe if len(safe) <= limit else safe[:limit] + "…"
 
 
 def validation_body(exc: RequestValidationError) -> dict[str, Any]:

@@ -1,35 +1,46 @@
-"""ASGI middleware in front of the app: API key (for /v1), body-size limit, and the
-requests-by-status metric.
+"""ASGI middleware in front of the app: API key (for /v1), body-size limit, body-read
+timeout, and the requests-by-status metric.
 
-Hand-written: Starlette has no body-size limit, and the key must be checked before FastAPI
-parses the body (else a malformed body without a key would be a 400, not a 401).
+Hand-written: Starlette has no body-read deadline, and the key must be checked before
+FastAPI parses the body (else a malformed body without a key would be a 400, not a 401).
 """
 
 from __future__ import annotations
 
+import asyncio
 import secrets
+import time
+from collections.abc import Sequence
 
-from fastapi.responses import JSONResponse
+from starlette.routing import BaseRoute, Match
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from .errors import APIError
+from .errors import APIError, log
 from .metrics import Metrics
 from .settings import ServerSettings
 
-KNOWN_ENDPOINTS = ("/v1/chat/completions", "/v1/completions", "/v1/models")
+OTHER_ENDPOINT = "other"  # the metrics' label for paths that match no route
 
 
 class Guard:
-    """API key (for /v1), body-size limit, and requests-by-status metrics, as ASGI middleware.
+    """API key (for /v1), body-size limit and read deadline, and requests-by-status metrics.
 
-    The body (at most `max_body_bytes`) is read up front and replayed to the app, so chunked
-    uploads are limited too; later receive() calls go to the server (disconnect detection).
+    The body (at most `max_body_bytes`, within `read_timeout` seconds) is read up front and
+    replayed to the app, so chunked uploads are limited too; later receive() calls go to the
+    server (disconnect detection).
     """
 
-    def __init__(self, app: ASGIApp, settings: ServerSettings, metrics: Metrics) -> None:
+    def __init__(
+        self,
+        app: ASGIApp,
+        settings: ServerSettings,
+        metrics: Metrics,
+        routes: Sequence[BaseRoute] = (),
+    ) -> None:
         self.app = app
         self.settings = settings
         self.metrics = metrics
+        self.routes = routes  # the app's own list: routes added later are seen
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -49,14 +60,13 @@ class Guard:
             if error is None:
                 body, error = await self._read_body(scope, receive)
             if error is not None:
-                await JSONResponse(error.body(), error.status)(scope, receive, send_wrapper)
+                await error.response()(scope, receive, send_wrapper)
                 return
             await self.app(scope, _replay(body, receive), send_wrapper)
         finally:
             if api:
                 outcome = scope.get("ovchat_outcome") or str(status["code"] or 500)
-                endpoint = path if path in KNOWN_ENDPOINTS else "other"
-                self.metrics.requests.labels(endpoint, outcome).inc()
+                self.metrics.requests.labels(endpoint_label(self.routes, scope), outcome).inc()
 
     def _check_key(self, scope: Scope) -> APIError | None:
         key = self.settings.api_key
@@ -83,8 +93,20 @@ class Guard:
             return b"", too_big
         parts: list[bytes] = []
         size = 0
+        # One deadline for the whole body: a client that sends part of it and stalls (or
+        # trickles it byte by byte) is answered 408 and its connection closed.
+        deadline = time.monotonic() + self.settings.read_timeout
         while True:
-            message = await receive()
+            try:
+                message = await asyncio.wait_for(receive(), deadline - time.monotonic())
+            except TimeoutError:
+                log.info("request body not received within %ss", self.settings.read_timeout)
+                return b"", APIError(
+                    408,
+                    f"the request body did not arrive within {self.settings.read_timeout:g} s",
+                    code="request_timeout",
+                    headers={"Connection": "close"},
+                )
             if message["type"] == "http.disconnect":
                 break
             chunk = message.get("body", b"")
@@ -95,6 +117,18 @@ class Guard:
             if not message.get("more_body", False):
                 break
         return b"".join(parts), None
+
+
+def endpoint_label(routes: Sequence[BaseRoute], scope: Scope) -> str:
+    """The metrics' endpoint: the template of the /v1 route the path matches (whatever the
+    method, so a 401 or 405 counts where it was aimed): /v1/models/{name}, never one series
+    per id; paths that match no route are "other"."""
+    for route in routes:
+        match, _ = route.matches(scope)
+        if match is not Match.NONE:
+            template = getattr(route, "path_format", "")
+            return template if template.startswith("/v1/") else OTHER_ENDPOINT
+    return OTHER_ENDPOINT
 
 
 def _replay(body: bytes, receive: Receive) -> Receive:

@@ -46,13 +46,26 @@ class Metrics:
         )
         self.kv_usage = Gauge(
             "ovchat_kv_cache_usage_ratio",
-            "share of the KV cache in use after the last step (prefix cache included)",
+            "share of the KV-cache pool held by requests in the last step (blocks kept only "
+            "for the prefix cache are not counted)",
             registry=r,
         )
 
-    def watch_engine(self, active: Callable[[], float], kv_usage: Callable[[], float]) -> None:
+        self.kv_bytes = Gauge(
+            "ovchat_kv_cache_bytes",
+            "size of the KV-cache pool as the engine allocated it (--kv-cache-gb)",
+            registry=r,
+        )
+
+    def watch_engine(
+        self,
+        active: Callable[[], float],
+        kv_usage: Callable[[], float],
+        kv_bytes: Callable[[], float] = lambda: 0.0,
+    ) -> None:
         self.engine_active.set_function(active)
         self.kv_usage.set_function(kv_usage)
+        self.kv_bytes.set_function(kv_bytes)
 
     def render(self) -> bytes:
         return generate_latest(self.registry)

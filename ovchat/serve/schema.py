@@ -23,13 +23,14 @@ from ..options import (
     Temperature,
     TopP,
 )
+from .requestmodel import RequestModel
 
 MAX_STOP_STRINGS = 4  # as OpenAI
 # Strict: "yes" is not a boolean and true is not a number (pydantic's lax mode takes both).
 STRICT = ConfigDict(extra="ignore", strict=True)
 
 
-class _Request(BaseModel):
+class _Request(RequestModel):  # every request body derives from RequestModel (strings checked)
     model_config = STRICT
 
     model: str | None = None  # OpenAI requires it; ovchat serves one model, so it may be left out

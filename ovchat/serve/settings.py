@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ..engine import DEFAULT_DEVICE, DEFAULT_KV_CACHE_GB, Engine
+from ..engine import DEFAULT_DEVICE, DEFAULT_KV_CACHE_GB, DEFAULT_PREFILL_CHUNK, Engine
 from ..options import GenerationOptions
 
 DEFAULT_HOST = "127.0.0.1"  # local only unless asked: there is no auth without --api-key
@@ -15,6 +15,8 @@ DEFAULT_PORT = 8000
 DEFAULT_MAX_RUNNING = 16  # requests decoded together (the batching pipeline's max_num_seqs)
 DEFAULT_MAX_WAITING = 64  # requests queued for a slot; one more gets 429
 DEFAULT_MAX_BODY_BYTES = 1 << 20  # 1 MiB: far above any prompt a small context window takes
+DEFAULT_READ_TIMEOUT = 30.0  # seconds for a request's headers, and again for its body
+DEFAULT_MAX_CONNECTIONS = 256  # open connections; one more is answered 503 and closed
 API_KEY_ENV = "OVCHAT_API_KEY"
 WARMUP_PROMPT = "Hello"  # raw text: one short prefill and one decode step
 
@@ -31,6 +33,9 @@ class ServerSettings:
     max_waiting: int = DEFAULT_MAX_WAITING
     max_body_bytes: int = DEFAULT_MAX_BODY_BYTES
     kv_cache_gb: float = DEFAULT_KV_CACHE_GB
+    prefill_chunk: int = DEFAULT_PREFILL_CHUNK
+    read_timeout: float = DEFAULT_READ_TIMEOUT
+    max_connections: int = DEFAULT_MAX_CONNECTIONS
 
     @staticmethod
     def api_key_from_env() -> str | None:
@@ -47,6 +52,7 @@ class ServerSettings:
             backend="batching",
             kv_cache_gb=self.kv_cache_gb,
             max_num_seqs=self.max_running,
+            prefill_chunk=self.prefill_chunk,
         )
         # The first inference pays one-time setup (~0.5-1 s): pay it before "ready", not in
         # the first user's time to first token.

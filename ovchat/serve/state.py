@@ -9,8 +9,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ..engine import Engine
-from .admission import Slots
-from .errors import APIError
+from .admission import Slots, busy
+from .errors import APIError, echo
 from .metrics import Metrics
 from .settings import ServerSettings
 
@@ -21,14 +21,23 @@ class ServerState:
     metrics: Metrics = field(default_factory=Metrics)
     engine: Engine | None = None
     slots: Slots = field(init=False)
+    stopping: bool = False  # shutting down: in-flight answers were ended, nobody is admitted
 
     def __post_init__(self) -> None:
-        self.slots = Slots(self.settings.max_running, self.settings.max_waiting, self.metrics)
+        s = self.settings
+        self.slots = Slots(s.max_running, s.max_waiting, self.metrics, lambda: self.stopping)
 
     def get_engine(self) -> Engine:
         if self.engine is None:
-            raise APIError(503, "the model is still loading", code="model_loading")
+            raise busy(503, "the model is still loading", "model_loading")
         return self.engine
+
+    def stop_generating(self) -> None:
+        """Shutdown, first step: refuse new requests and end every answer in flight (each
+        stream then closes cleanly with an error event and [DONE]; see streaming.py)."""
+        self.stopping = True
+        if self.engine is not None:
+            self.engine.cancel_all()
 
     def check_model(self, name: str | None) -> str:
         """The served model's name if `name` asks for it (or is absent); else a 404."""
@@ -39,7 +48,7 @@ class ServerState:
             return served
         raise APIError(
             404,
-            f"The model '{name}' does not exist; this server serves '{served}'.",
+            f"The model '{echo(name)}' does not exist; this server serves '{served}'.",
             param="model",
             code="model_not_found",
         )

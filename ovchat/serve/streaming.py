@@ -21,12 +21,13 @@ from fastapi.responses import StreamingResponse
 from starlette.types import Receive, Scope, Send
 
 from ..engine import Chunk
-from .admission import CLIENT_GONE, DISCONNECT_POLL_SECONDS
+from .admission import CLIENT_GONE, DISCONNECT_POLL_SECONDS, shutting_down
 from .errors import error_body, log
 from .metrics import Metrics
 from .schema import new_id, now, usage
 
 SSE_HEADERS = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
+DONE = "data: [DONE]\n\n"  # the last event of every stream, whatever ended it
 
 
 class Tracker:
@@ -58,6 +59,12 @@ def _finish(reason: str | None) -> str:
     return "length" if reason == "length" else "stop"
 
 
+def _cut_by_shutdown(request: Request, last: Chunk) -> bool:
+    """The engine ended this answer because the server is shutting down (not the client)."""
+    server = getattr(request.app.state, "server", None)
+    return last.finish_reason == "cancelled" and bool(getattr(server, "stopping", False))
+
+
 async def collect(
     chunks: AsyncIterator[Chunk],
     tracker: Tracker,
@@ -86,6 +93,8 @@ async def collect(
         tracker.done()
     last = tracker.last
     assert last is not None
+    if _cut_by_shutdown(request, last):
+        raise shutting_down()
     text, reason = "".join(parts), _finish(last.finish_reason)
     common = {"created": now(), "model": name, "system_fingerprint": None}
     tokens = usage(last.prompt_tokens, last.generated_tokens)
@@ -154,6 +163,12 @@ async def sse(
                 yield piece(chunk.text)
         last = tracker.last
         assert last is not None
+        if _cut_by_shutdown(request, last):
+            # The answer is incomplete: say so in OpenAI's error shape, then end the stream.
+            request.scope["ovchat_outcome"] = "503"
+            finished = True
+            yield _sse_line(shutting_down().body()) + DONE
+            return
         out = [piece("", _finish(last.finish_reason))]
         if include_usage:
             body = {"id": rid, "object": obj, "created": created, "model": name}
@@ -167,7 +182,7 @@ async def sse(
                     }
                 )
             )
-        out.append("data: [DONE]\n\n")
+        out.append(DONE)
         finished = True
         yield "".join(out)
     except asyncio.CancelledError:
@@ -177,7 +192,7 @@ async def sse(
         # The detail (it may hold paths or addresses) goes to the log, not to the client.
         log.exception("generation failed")
         request.scope["ovchat_outcome"] = "500"
-        yield _sse_line(error_body(500, "generation failed", code="generation_failed"))
+        yield _sse_line(error_body(500, "generation failed", code="generation_failed")) + DONE
     finally:
         tracker.done()
         if not finished and "ovchat_outcome" not in request.scope:
