@@ -8,7 +8,7 @@ request's new tokens to its TokenCounter, and cancels requests whose consumer we
 from __future__ import annotations
 
 import threading
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from ..errors import EngineError
@@ -23,6 +23,11 @@ class _Request:
     config: Any  # genai's GenerationConfig
     counter: TokenCounter
     handle: Any = None
+    answers: dict[int, int] = field(default_factory=dict)  # genai's sequence id → answer index
+
+    def index(self, seq_id: int) -> int:
+        """Answers are numbered 0, 1, ... in the order genai's sequences first appear."""
+        return self.answers.setdefault(seq_id, len(self.answers))
 
 
 class StepLoop:
@@ -123,11 +128,13 @@ class StepLoop:
                         done = True
                     else:
                         if req.handle.can_read():
-                            for out in req.handle.read().values():
+                            for seq_id, out in sorted(req.handle.read().items()):
+                                i = req.index(seq_id)
                                 if out.generated_ids:
-                                    req.counter.write(list(out.generated_ids))
+                                    logprobs = out.generated_log_probs
+                                    req.counter.write(list(out.generated_ids), i, logprobs)
                                 if out.finish_reason == length:
-                                    req.counter.state.length_cut = True
+                                    req.counter.state.length_cut.add(i)
                         done = req.handle.get_status() != running
                         if done:
                             req.counter.end()
