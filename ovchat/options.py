@@ -145,6 +145,12 @@ class GenerationOptions(BaseModel):
         except ValidationError as e:
             raise option_error(e) from None
         given = [name for name in CONSTRAINTS if getattr(self, name) is not None]
+        if given and self.ignore_eos:
+            raise OptionError(
+                f"ignore_eos cannot be combined with {given[0]}: once the constrained answer "
+                "is complete, the tokens after it would be unconstrained",
+                param="ignore_eos",
+            )
         if len(given) > 1:
             raise OptionError(
                 f"give at most one of {', '.join(CONSTRAINTS)} (got {' and '.join(given)})",

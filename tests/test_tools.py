@@ -176,6 +176,7 @@ def test_calls_read_from_any_split_of_the_stream():
         starts = [(e.index, e.name) for e in events if e.kind == "call"]
         assert text == "Let me look.\n\n" and starts == [(0, "get_weather"), (1, "add")]
         assert [json.loads(a) for a in args.values()] == want
+        assert not any(a[0].isspace() for a in args.values())  # exactly the arguments
         assert [c.arguments for c in scanner.calls] == list(args.values())
         assert len({c.id for c in scanner.calls}) == 2
 

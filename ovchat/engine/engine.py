@@ -32,7 +32,7 @@ from .planner import Plan, Planner, Prompt
 from .sampling import apply_options
 from .steploop import StepLoop
 from .streamer import LoopSink, TokenBytes, TokenCounter, streamer_class
-from .structured import GrammarCheck, constraint_key, structured_config, vocab_size
+from .structured import GrammarCheck, constraints, vocab_size
 from .tools import ToolSet
 from .types import Chunk, Completion, EngineStatus, Messages
 
@@ -246,13 +246,10 @@ class Engine:
         else:
             base = self._pipe.get_config()
         cfg = apply_options(base, options)
-        constraint = structured_config(options, tools)
-        if constraint is not None:
-            key = constraint_key(options, tools)
-            assert key is not None
-            param = "tools" if tools is not None else (options.constraint or ("json_schema",))[0]
-            self._grammar_check().check(key, constraint, param)
-            cfg.structured_output_config = constraint
+        candidates = constraints(options, tools)
+        if candidates:
+            chosen = self._grammar_check().choose(candidates)
+            cfg.structured_output_config = chosen.build()
         try:
             cfg.validate()
         except RuntimeError as e:

@@ -181,6 +181,12 @@ class Planner:
                 "use tool_choice 'none', or drop the tools",
                 param=options.constraint[0],
             )
+        if tools is not None and tools.active and options.ignore_eos:
+            raise OptionError(
+                "ignore_eos cannot be combined with tools: the tokens after a call would be "
+                "unconstrained",
+                param="ignore_eos",
+            )
         ids = self.prompt_ids(prompt, tools)
         return self.plan_ids(ids, options, tools=tools, strict_budget=strict_budget)
 

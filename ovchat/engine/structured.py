@@ -13,40 +13,90 @@ from __future__ import annotations
 
 import collections
 import json
+import logging
 import re
 import tempfile
 import threading
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 from typing import Any
 
 from ..errors import OptionError, reason
 from ..options import GenerationOptions
+from .jsongrammar import compact_grammar
 from .tools import CALL_OPEN, CALL_SUFFIX, ToolSet
 
+log = logging.getLogger("ovchat.engine")
+
 JSON_OBJECT_SCHEMA = '{"type": "object"}'  # OpenAI's json_object mode: any JSON object
+# How an error names each constraint (the request's own field name is in `param`).
+WHAT = {
+    "json_schema": "the JSON schema",
+    "regex": "the regex",
+    "grammar": "the grammar",
+    "tools": "a tool's parameters",
+}
 MAX_WHY = 200  # characters of xgrammar's message kept
 CHECKED_CACHE = 512  # constraints remembered as compiling (schemas repeat across requests)
 # xgrammar's messages start with its source location: "…/regex_converter.cc:75: Regex …"
 _SOURCE = re.compile(r"^.*?\.(?:cc|h|hpp|cpp):\d+:\s*(?:Check failed: .*? is false:\s*)?")
 
 
-def structured_config(options: GenerationOptions, tools: ToolSet | None = None) -> Any:
-    """genai's StructuredOutputConfig for `options` (json_schema / regex / grammar) or for
-    `tools` (structural tags), or None for an unconstrained answer."""
+@dataclass(frozen=True)
+class Constraint:
+    """A constraint ready for genai: its StructuredOutputConfig (built on use), the key it
+    is remembered by, and the request field it came from."""
+
+    key: str
+    param: str
+    build: Callable[[], Any] = field(compare=False)
+
+
+def constraints(options: GenerationOptions, tools: ToolSet | None = None) -> list[Constraint]:
+    """How to constrain this request, best first (empty: unconstrained).
+
+    A JSON Schema (and a tool's parameters) first as ovchat's compact grammar (jsongrammar.py)
+    when the schema is in its subset, then as genai's own JSON-schema grammar.
+    """
     import openvino_genai as ov_genai
 
     S = ov_genai.StructuredOutputConfig
     if tools is not None and tools.active:
-        return S(structural_tags_config=_tool_tags(tools))
+        base = json.dumps(
+            [tools.choice, tools.parallel, [t.as_dict() for t in tools.tools]], sort_keys=True
+        )
+        out = []
+        for compact in (True, False):
+            tags = _tool_tags(tools, compact)
+            if tags is not None:
+                key = f"tools{int(compact)}:{base}"
+                out.append(Constraint(key, "tools", partial(_tags_config, tags)))
+        return out
     if options.constraint is None:
-        return None
+        return []
     kind, text = options.constraint
-    return S(**{kind: text})
+    if kind != "json_schema":
+        return [Constraint(f"{kind}:{text}", kind, partial(S, **{kind: text}))]
+    out = []
+    ebnf = compact_grammar(json.loads(text))
+    if ebnf is not None:
+        out.append(Constraint(f"grammar:{ebnf}", kind, partial(S, grammar=ebnf)))
+    out.append(Constraint(f"json_schema:{text}", kind, partial(S, json_schema=text)))
+    return out
 
 
-def _tool_tags(tools: ToolSet) -> Any:
+def _tags_config(tags: Any) -> Any:
+    import openvino_genai as ov_genai
+
+    return ov_genai.StructuredOutputConfig(structural_tags_config=tags)
+
+
+def _tool_tags(tools: ToolSet, compact: bool) -> Any:
     """Calls as structural tags: each call is `<tool_call>{"name": N, "arguments": ` + JSON
-    matching N's parameters + `}</tool_call>`.
+    matching N's parameters + `}</tool_call>` (None: a tool's parameters are outside the
+    compact grammar's subset).
 
     "required" and a named tool: the answer is exactly one call (all OpenAI's contract asks;
     a tag sequence left open lets a small model repeat calls until its token limit).
@@ -57,26 +107,21 @@ def _tool_tags(tools: ToolSet) -> Any:
 
     S = ov_genai.StructuredOutputConfig
     forced = tools.forced
-    tags = [
-        S.Tag(t.call_prefix(), S.JSONSchema(json.dumps(dict(t.schema))), CALL_SUFFIX)
-        for t in forced or tools.tools
-    ]
+    tags = []
+    for t in forced or tools.tools:
+        if compact:
+            ebnf = compact_grammar(dict(t.schema))
+            if ebnf is None:
+                return None
+            content: Any = S.EBNF(ebnf)
+        else:
+            content = S.JSONSchema(json.dumps(dict(t.schema)))
+        tags.append(S.Tag(t.call_prefix(), content, CALL_SUFFIX))
     if forced:
         return S.TagsWithSeparator(tags, "\n", at_least_one=True, stop_after_first=True)
     return S.TriggeredTags(
         [CALL_OPEN], tags, at_least_one=False, stop_after_first=not tools.parallel
     )
-
-
-def constraint_key(options: GenerationOptions, tools: ToolSet | None) -> str | None:
-    """What identifies a request's constraint (for the cache of checked ones)."""
-    if tools is not None and tools.active:
-        return json.dumps(
-            [tools.choice, tools.parallel, [t.as_dict() for t in tools.tools]], sort_keys=True
-        )
-    if options.constraint is None:
-        return None
-    return "\0".join(options.constraint)
 
 
 class GrammarCheck:
@@ -94,6 +139,19 @@ class GrammarCheck:
         self._lock = threading.Lock()
         self._ok: collections.OrderedDict[str, None] = collections.OrderedDict()
 
+    def choose(self, candidates: Sequence[Constraint]) -> Constraint:
+        """The first candidate that compiles; the last one's error if none does (a compact
+        grammar that fails is ovchat's mistake: logged, and genai's own grammar used)."""
+        for i, c in enumerate(candidates):
+            try:
+                self.check(c.key, c.build(), c.param)
+                return c
+            except OptionError:
+                if i == len(candidates) - 1:
+                    raise
+                log.warning("ovchat's compact grammar did not compile: %s", c.key[:500])
+        raise AssertionError("no candidates")
+
     def check(self, key: str, config: Any, param: str) -> None:
         """Raise OptionError(param) unless `config` (a StructuredOutputConfig) compiles."""
         with self._lock:
@@ -107,7 +165,8 @@ class GrammarCheck:
             try:
                 pipe.generate(_one_token(), cfg)
             except RuntimeError as e:
-                raise OptionError(f"{param} cannot be used: {_why(e)}", param=param) from e
+                what = WHAT.get(param, param)
+                raise OptionError(f"{what} cannot be used: {_why(e)}", param=param) from e
             self._ok[key] = None
             if len(self._ok) > CHECKED_CACHE:
                 self._ok.popitem(last=False)

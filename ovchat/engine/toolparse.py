@@ -19,8 +19,10 @@ from typing import Literal
 from .tools import CALL_CLOSE, CALL_OPEN, ToolCall, new_call_id
 
 # The head of a call, up to its arguments: {"name": "x", "arguments":
+# (only once the arguments have begun: the space before them may still be on its way)
 _HEAD = re.compile(
-    re.escape(CALL_OPEN) + r'\s*\{\s*"name"\s*:\s*("(?:[^"\\]|\\.)*")\s*,\s*"arguments"\s*:\s*'
+    re.escape(CALL_OPEN)
+    + r'\s*\{\s*"name"\s*:\s*("(?:[^"\\]|\\.)*")\s*,\s*"arguments"\s*:\s*(?=\S)'
 )
 
 EventKind = Literal["text", "call", "arguments"]
