@@ -2,9 +2,13 @@
 
 Round-robin in one process (load drift on a shared machine hits both alike), on both
 engine backends. Each round: the same chat prompt, exactly NEW_TOKENS new tokens, sampled.
-The constrained variant's schema (an array of exactly ITEMS short strings) keeps the grammar
-busy for all NEW_TOKENS tokens; the free variant decodes as many with `ignore_eos`. The first
-round is a warm-up (and compiles the grammar once). Prints decode tok/s medians and the ratio.
+The constrained variants' schema (an array of exactly ITEMS short strings) keeps the grammar
+busy for all NEW_TOKENS tokens: "compact" is what ovchat sends (its own compact grammar,
+jsongrammar.py), "genai" the same schema through genai's own JSON-schema grammar; the free
+variant decodes as many tokens with `ignore_eos`. The first round is a warm-up (and compiles
+the grammars once). Prints decode tok/s medians and the ratios to free, and the process's
+CPU time per generated token (all of genai's threads): on a shared machine the wall clock
+swings with other people's load, the CPU a request burns much less.
 
     .venv/bin/python benchmarks/constrained_ab.py                 # default model, 6 rounds
     .venv/bin/python benchmarks/constrained_ab.py -m DIR --rounds 8 --json out.json
@@ -35,13 +39,24 @@ SCHEMA = {
 PROMPT = [{"role": "user", "content": "List many English words as a JSON array of strings."}]
 
 
-def run(engine: Engine, constrained: bool, seed: int) -> Any:
+VARIANTS = ("free", "compact", "genai")
+
+
+def run(engine: Engine, variant: str, seed: int) -> Any:
+    import openvino_genai as ov_genai
+
     opts: dict[str, Any] = dict(max_new_tokens=NEW_TOKENS, temperature=0.7, seed=seed)
-    if constrained:
-        opts["json_schema"] = SCHEMA
-    else:
+    if variant == "free":
         opts["ignore_eos"] = True
-    return engine.generate(PROMPT, GenerationOptions(**opts))
+    else:
+        opts["json_schema"] = SCHEMA
+    plan = engine.plan(PROMPT, GenerationOptions(**opts))
+    if variant == "genai":  # the same schema through genai's own converter
+        cfg = ov_genai.StructuredOutputConfig(json_schema=json.dumps(SCHEMA))
+        plan.config.structured_output_config = cfg
+    t0 = time.process_time()
+    done = engine.generate(plan)
+    return done, (time.process_time() - t0) / done.generated_tokens
 
 
 def main() -> None:
@@ -56,32 +71,38 @@ def main() -> None:
     out["loadavg_start"] = os.getloadavg()
     results = {}
     for backend in ("pipeline", "batching"):
-        engine = Engine(model, backend=backend)  # type: ignore[arg-type]
-        speed: dict[str, list[float]] = {"free": [], "json_schema": []}
-        tokens: dict[str, list[int]] = {"free": [], "json_schema": []}
+        engine = Engine(model, backend=backend)
+        speed: dict[str, list[float]] = {v: [] for v in VARIANTS}
+        cpu: dict[str, list[float]] = {v: [] for v in VARIANTS}
+        tokens: dict[str, list[int]] = {v: [] for v in VARIANTS}
         try:
             for r in range(a.rounds):
-                for name in ("free", "json_schema"):
-                    c = run(engine, name == "json_schema", seed=r)
+                for name in VARIANTS:
+                    c, cpu_per_token = run(engine, name, seed=r)
                     if r and c.tokens_per_second:
                         speed[name].append(c.tokens_per_second)
+                        cpu[name].append(cpu_per_token * 1000)
                         tokens[name].append(c.generated_tokens)
         finally:
             engine.close()
-        free, constrained = (statistics.median(speed[k]) for k in ("free", "json_schema"))
+        med = {k: statistics.median(v) for k, v in speed.items()}
+        cpu_med = {k: statistics.median(v) for k, v in cpu.items()}
         results[backend] = {
-            "free_tok_s": free,
-            "constrained_tok_s": constrained,
-            "ratio": constrained / free,
-            "free_all": speed["free"],
-            "constrained_all": speed["json_schema"],
+            "tok_s": med,
+            "tok_s_ratio_to_free": {k: med[k] / med["free"] for k in VARIANTS},
+            "cpu_ms_per_token": cpu_med,
+            "cpu_ratio_to_free": {k: cpu_med["free"] / cpu_med[k] for k in VARIANTS},
+            "all_tok_s": speed,
+            "all_cpu_ms_per_token": cpu,
             "tokens": tokens,
         }
-        print(
-            f"{backend:9} free {free:6.1f} tok/s   json_schema {constrained:6.1f} tok/s   "
-            f"constrained/free {constrained / free:.3f}   (tokens {tokens['json_schema']})",
-            flush=True,
-        )
+        print(f"{backend}: decode tok/s (ratio to free) | CPU ms per token (free's / this)")
+        for k in VARIANTS:
+            print(
+                f"  {k:8} {med[k]:6.1f} ({med[k] / med['free']:.3f}) | "
+                f"{cpu_med[k]:6.1f} ({cpu_med['free'] / cpu_med[k]:.3f})",
+                flush=True,
+            )
     out["backends"] = results
     out["loadavg_end"] = os.getloadavg()
     out["versions"] = versions()
