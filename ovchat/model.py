@@ -19,7 +19,8 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from .engine import CONVERSATION_PROPERTIES, DEFAULT_DEVICE, Chunk, Engine, Messages
+from .engine import CONVERSATION_PROPERTIES, DEFAULT_DEVICE, Chunk, Completion, Engine, Messages
+from .engine.tools import check_tools
 from .errors import OptionError
 from .library import resolve
 from .options import GenerationOptions
@@ -56,22 +57,54 @@ class Model:
         is); a list of {"role", "content"} dicts is the whole conversation. Options are the
         fields of `GenerationOptions` (max_new_tokens, temperature, top_p, top_k, min_p,
         repetition_penalty, presence_penalty, frequency_penalty, no_repeat_ngram_size, seed,
-        stop). Leaving the loop early stops generation.
+        stop) and constrained decoding (one of json_schema — a dict, JSON text or a pydantic
+        model class —, regex, grammar). Leaving the loop early stops generation.
         """
+        return self.engine.stream(self._plan(prompt_or_messages, raw, None, options))
+
+    def _plan(
+        self,
+        prompt_or_messages: str | Messages,
+        raw: bool,
+        tools: Any,
+        options: dict[str, Any],
+    ) -> Any:
         opts = GenerationOptions(**options)
         if isinstance(prompt_or_messages, str):
             if raw:
-                return self.engine.stream(self.engine.plan(prompt_or_messages, opts))
+                return self.engine.plan(prompt_or_messages, opts, tools=tools)
             prompt_or_messages = [{"role": "user", "content": prompt_or_messages}]
         elif raw:
             raise OptionError("raw=True needs a str prompt, not messages", param="raw")
-        return self.engine.stream(self.engine.plan(prompt_or_messages, opts))
+        return self.engine.plan(prompt_or_messages, opts, tools=tools)
 
     def generate(
         self, prompt_or_messages: str | Messages, *, raw: bool = False, **options: Any
     ) -> str:
         """The whole answer as one string (see `stream` for the arguments)."""
         return "".join(c.text for c in self.stream(prompt_or_messages, raw=raw, **options))
+
+    def complete(
+        self,
+        prompt_or_messages: str | Messages,
+        *,
+        tools: list[dict[str, Any]] | None = None,
+        tool_choice: str | dict[str, Any] | None = None,
+        parallel_tool_calls: bool = True,
+        raw: bool = False,
+        **options: Any,
+    ) -> Completion:
+        """The whole answer with its stats, and with `tools` (OpenAI's function shape) the
+        calls the model made: `Completion.tool_calls` (ids, names, arguments as JSON text)
+        and `text`, what it said besides. `tool_choice` is "auto", "none", "required" or a
+        tool's name; a required or named call is grammar-constrained, so its arguments
+        always parse and fit the tool's parameters. Send results back as {"role": "tool",
+        "tool_call_id": ..., "content": ...} messages after the assistant's
+        {"role": "assistant", "tool_calls": [...]} message."""
+        toolset = check_tools(tools, tool_choice, parallel_tool_calls)
+        plan = self._plan(prompt_or_messages, raw, toolset, options)
+        done = Completion.collect(self.engine.stream(plan))
+        return done.with_calls() if plan.tools is not None else done
 
     def chat(self, system: str | None = None, **options: Any) -> Conversation:
         """A conversation that keeps its history; `options` are its default GenerationOptions."""

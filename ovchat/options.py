@@ -8,6 +8,7 @@ refused here, never discovered inside OpenVINO.
 
 from __future__ import annotations
 
+import json
 from typing import Annotated, Any
 
 from pydantic import (
@@ -17,6 +18,7 @@ from pydantic import (
     ConfigDict,
     Field,
     ValidationError,
+    ValidationInfo,
 )
 
 from .errors import OptionError
@@ -26,6 +28,11 @@ MAX_TEMPERATURE = 2.0  # OpenAI's range; higher is noise
 MAX_PENALTY = 2.0  # presence/frequency penalties: OpenAI's range, -2..2
 MAX_SEED = 2**64 - 1  # genai's rng_seed is an unsigned 64-bit integer
 FLOAT32_TINY = 1.1754944e-38  # smallest normal float32: below it a value rounds towards 0
+# n: answers per request. They share the prompt's KV cache but each decodes on its own, so
+# n answers cost about n times the decode work of one; 8 covers best-of-n and self-consistency.
+MAX_CHOICES = 8
+# The ways to constrain an answer (genai's StructuredOutputConfig forms), at most one each.
+CONSTRAINTS = ("json_schema", "regex", "grammar")
 
 # How each field's range reads in an error ("top_p must be in (0, 1], got 2").
 RANGES = {
@@ -39,6 +46,7 @@ RANGES = {
     "frequency_penalty": f"between -{MAX_PENALTY:g} and {MAX_PENALTY:g}",
     "no_repeat_ngram_size": "0 (off) or positive",
     "seed": f"between 0 and {MAX_SEED}",
+    "n": f"between 1 and {MAX_CHOICES}",
 }
 TYPES = {"int": "an integer", "float": "a number", "bool": "true or false"}
 
@@ -61,6 +69,31 @@ def _stop_strings(v: Any) -> Any:
     raise ValueError("stop must be a string or a list of strings")
 
 
+def _json_schema(v: Any) -> Any:
+    # A dict (or a bool, JSON Schema's "anything"/"nothing") is written as JSON text; text
+    # must be JSON; a pydantic model class stands for its schema. Whether the engine can
+    # compile it is checked when the request is planned.
+    if isinstance(v, type) and issubclass(v, BaseModel):
+        v = v.model_json_schema()
+    if isinstance(v, (dict, bool)):
+        return json.dumps(v, ensure_ascii=False)
+    if isinstance(v, str):
+        try:
+            doc = json.loads(v)
+        except ValueError as e:
+            raise ValueError(f"json_schema is not valid JSON: {e}") from None
+        if not isinstance(doc, (dict, bool)):
+            raise ValueError("json_schema must be a JSON object (a JSON Schema)")
+        return v
+    raise ValueError("json_schema must be a JSON Schema: a dict or JSON text")
+
+
+def _pattern_text(v: Any, info: ValidationInfo) -> Any:
+    if isinstance(v, str) and not v.strip():
+        raise ValueError(f"{info.field_name} must not be empty")
+    return v
+
+
 # The rules, once: GenerationOptions and the server's request shapes are built from these.
 MaxNewTokens = Annotated[int, Field(ge=1)]
 Temperature = Annotated[float, Field(ge=0, le=MAX_TEMPERATURE), AfterValidator(_not_below_float32)]
@@ -72,6 +105,9 @@ Penalty = Annotated[float, Field(ge=-MAX_PENALTY, le=MAX_PENALTY)]
 NGramSize = Annotated[int, Field(ge=0)]
 Seed = Annotated[int, Field(ge=0, le=MAX_SEED)]
 StopStrings = Annotated[tuple[str, ...], BeforeValidator(_stop_strings)]
+Choices = Annotated[int, Field(ge=1, le=MAX_CHOICES)]
+JsonSchema = Annotated[str, BeforeValidator(_json_schema)]
+PatternText = Annotated[str, AfterValidator(_pattern_text)]
 
 
 class GenerationOptions(BaseModel):
@@ -95,12 +131,40 @@ class GenerationOptions(BaseModel):
     seed: Seed | None = None
     stop: StopStrings = ()
     ignore_eos: bool = False  # decode exactly max_new_tokens (benchmarks)
+    n: Choices = 1  # answers to the same prompt, each sampled on its own
+    logprobs: bool = False  # report each generated token's log-probability
+    # Constrained decoding (genai's StructuredOutputConfig; xgrammar inside): the answer is
+    # guaranteed to match. At most one of these.
+    json_schema: JsonSchema | None = None  # a JSON Schema (dict, JSON text, pydantic model)
+    regex: PatternText | None = None
+    grammar: PatternText | None = None  # EBNF, as xgrammar reads it (GBNF-like)
 
     def __init__(self, **data: Any) -> None:
         try:
             super().__init__(**data)
         except ValidationError as e:
             raise option_error(e) from None
+        given = [name for name in CONSTRAINTS if getattr(self, name) is not None]
+        if given and self.ignore_eos:
+            raise OptionError(
+                f"ignore_eos cannot be combined with {given[0]}: once the constrained answer "
+                "is complete, the tokens after it would be unconstrained",
+                param="ignore_eos",
+            )
+        if len(given) > 1:
+            raise OptionError(
+                f"give at most one of {', '.join(CONSTRAINTS)} (got {' and '.join(given)})",
+                param=given[1],
+            )
+
+    @property
+    def constraint(self) -> tuple[str, str] | None:
+        """("json_schema" | "regex" | "grammar", its text), or None: an unconstrained answer."""
+        for name in CONSTRAINTS:
+            value = getattr(self, name)
+            if value is not None:
+                return name, value
+        return None
 
     def replace(self, **changes: Any) -> GenerationOptions:
         """A validated copy with `changes` applied."""

@@ -207,3 +207,54 @@ def test_page_with_api_key(tiny_llama, browser):
             page.close()
     finally:
         engine.close()
+
+
+def test_json_answers_and_tool_calls_shown_readably(server, browser, shots):
+    page = browser.new_page(viewport={"width": 1280, "height": 800})
+    page.set_default_timeout(TIMEOUT_MS)
+    bodies = _chat_requests(page)
+    page.goto(server.url + "/")
+    _settings(page, 300, system="")
+    # a JSON answer: asked as json_object, shown indented once whole
+    page.select_option("#format", "json_object")
+    page.fill("#input", "Describe a cat as a JSON object with a name and an age.")
+    page.press("#input", "Enter")
+    page.wait_for_selector(".msg.assistant .note")
+    assert bodies[-1]["response_format"] == {"type": "json_object"}
+    if page.get_attribute(".msg.assistant", "data-finish") == "stop":
+        shown = page.inner_text(".msg.assistant pre.json")
+        assert isinstance(json.loads(shown), dict)
+        assert "\n  " in shown or shown.strip() == "{}"  # indented, not one long line
+    # a tool call: the function's name and its arguments as indented JSON
+    page.select_option("#format", "text")
+    weather = {"type": "function", "function": {"name": "get_weather", "parameters": {
+        "type": "object", "properties": {"city": {"type": "string", "maxLength": 30}},
+        "required": ["city"]}}}  # fmt: skip
+    page.fill("#tools", json.dumps([weather]))
+    page.select_option("#tool-choice", "required")
+    page.fill("#input", "What is the weather in Paris?")
+    page.press("#input", "Enter")
+    page.wait_for_selector(".msg.assistant >> nth=1 >> .note")
+    answer = page.locator(".msg.assistant").nth(1)
+    assert answer.get_attribute("data-finish") == "tool_calls"
+    assert answer.locator(".call .fn").inner_text() == "get_weather"
+    args = json.loads(answer.locator(".call pre").inner_text())
+    assert isinstance(args["city"], str)
+    assert bodies[-1]["tool_choice"] == "required" and bodies[-1]["tools"] == [weather]
+    page.screenshot(path=str(shots / "tool-call.png"))
+    # the call stays in the conversation sent next
+    page.select_option("#tool-choice", "none")
+    _settings(page, 8)
+    page.fill("#input", "Thanks")
+    page.press("#input", "Enter")
+    page.wait_for_selector(".msg.assistant >> nth=2 >> .note")
+    sent = bodies[-1]["messages"]
+    assert sent[-2]["role"] == "assistant" and sent[-2]["tool_calls"][0]["function"]["name"] == (
+        "get_weather"
+    )
+    page.fill("#tools", "not json")
+    page.fill("#input", "again")
+    page.press("#input", "Enter")
+    page.wait_for_selector(".msg.error")
+    assert "Tools: not JSON" in page.inner_text(".msg.error")
+    page.close()

@@ -32,7 +32,9 @@ from .device import DEFAULT_DEVICE, check_device
 from .planner import Plan, Planner, Prompt
 from .sampling import apply_options
 from .steploop import StepLoop
-from .streamer import LoopSink, TokenCounter, streamer_class
+from .streamer import LoopSink, TokenBytes, TokenCounter, streamer_class
+from .structured import GrammarCheck, constraints, vocab_size
+from .tools import ToolSet
 from .types import Chunk, Completion, EngineStatus, Messages
 
 # The seed's properties; a model cache is added where it helps (see below).
@@ -88,6 +90,8 @@ class Engine:
         self._steps: StepLoop | None = (
             StepLoop(self._pipe, prefill_chunk) if backend == "batching" else None
         )
+        self._grammar: GrammarCheck | None = None  # built on the first constrained request
+        self._vocab: TokenBytes | None = None  # built on the first request for logprobs
 
     def _load(self, kv_cache_gb: float, max_num_seqs: int, prefill_chunk: int) -> Any:
         import openvino_genai as ov_genai
@@ -139,32 +143,34 @@ class Engine:
     def has_chat_template(self) -> bool:
         return self.planner.has_chat_template
 
-    def render(self, messages: Messages) -> str:
-        return self.planner.render(messages)
+    def render(self, messages: Messages, tools: ToolSet | None = None) -> str:
+        return self.planner.render(messages, tools)
 
     def encode(self, text: str) -> list[int]:
         return self.planner.encode(text)
 
-    def prompt_ids(self, prompt: Prompt) -> list[int]:
-        return self.planner.prompt_ids(prompt)
+    def prompt_ids(self, prompt: Prompt, tools: ToolSet | None = None) -> list[int]:
+        return self.planner.prompt_ids(prompt, tools)
 
     def plan(
         self,
         prompt: Prompt,
         options: GenerationOptions | None = None,
         *,
+        tools: ToolSet | None = None,
         strict_budget: bool = False,
     ) -> Plan:
         """The planner's plan, with genai's config built and checked: every mistake in the
         request surfaces here, before anything is streamed."""
-        plan = self.planner.plan(prompt, options, strict_budget=strict_budget)
+        plan = self.planner.plan(prompt, options, tools=tools, strict_budget=strict_budget)
         return self.checked(plan)
 
     def checked(self, plan: Plan) -> Plan:
-        """`plan` with genai's config for its options (built once, validated by genai)."""
+        """`plan` with genai's config for its options (built once, validated by genai, its
+        constraint compiled)."""
         if plan.config is not None:
             return plan
-        return replace(plan, config=self._config(plan.options))
+        return replace(plan, config=self._config(plan.options, plan.tools))
 
     # -- the primitive ---------------------------------------------------------------------
     def stream(
@@ -181,7 +187,7 @@ class Engine:
         plan = self.checked(prompt) if isinstance(prompt, Plan) else self.plan(prompt, options)
         cancel = cancel or threading.Event()
         q: queue.Queue[Any] = queue.Queue()
-        counter = TokenCounter(self.tokenizer, q, cancel)
+        counter = self._counter(plan, q, cancel)
         stopped = self._start(plan, counter)
         try:
             while True:
@@ -189,7 +195,8 @@ class Engine:
                 if kind == "end":
                     break
                 yield counter.chunk(plan.prompt_tokens, payload)
-            yield counter.final(plan.prompt_tokens, plan.options.max_new_tokens)
+            o = plan.options
+            yield from counter.finals(plan.prompt_tokens, o.max_new_tokens, o.n)
         finally:
             cancel.set()
             stopped(True)
@@ -210,7 +217,7 @@ class Engine:
         plan = self.checked(prompt) if isinstance(prompt, Plan) else self.plan(prompt, options)
         cancel = cancel or threading.Event()
         aq: asyncio.Queue[Any] = asyncio.Queue()
-        counter = TokenCounter(self.tokenizer, LoopSink(asyncio.get_running_loop(), aq), cancel)
+        counter = self._counter(plan, LoopSink(asyncio.get_running_loop(), aq), cancel)
         stopped = self._start(plan, counter)
         try:
             while True:
@@ -218,7 +225,9 @@ class Engine:
                 if kind == "end":
                     break
                 yield counter.chunk(plan.prompt_tokens, payload)
-            yield counter.final(plan.prompt_tokens, plan.options.max_new_tokens)
+            o = plan.options
+            for chunk in counter.finals(plan.prompt_tokens, o.max_new_tokens, o.n):
+                yield chunk
         finally:
             cancel.set()  # the generating thread sees it at its next token or step
             stopped(False)  # never block the event loop
@@ -227,7 +236,14 @@ class Engine:
         self, prompt: Prompt | Plan, options: GenerationOptions | None = None
     ) -> Completion:
         """The whole answer at once (consumes `stream`)."""
-        return Completion.collect(self.stream(prompt, options))
+        plan = self.checked(prompt) if isinstance(prompt, Plan) else self.plan(prompt, options)
+        if plan.options.n > 1:
+            raise OptionError(
+                "generate() gives one answer",
+                "stream() gives n, each chunk with its index",
+                param="n",
+            )
+        return Completion.collect(self.stream(plan))
 
     def cancel_all(self) -> None:
         """Stop every answer in flight (batching; they end with finish reason "cancelled")."""
@@ -246,19 +262,42 @@ class Engine:
         return EngineStatus(active=int(self._lock.locked()), pending=0, kv_cache_usage=0.0)
 
     # -- internals -------------------------------------------------------------------------
-    def _config(self, options: GenerationOptions) -> Any:
-        """genai's config for `options`, checked by genai now rather than mid-generation."""
-        base = (
-            self._pipe.get_generation_config()
-            if self.backend == "pipeline"
-            else self._pipe.get_config()
-        )
+    def _config(self, options: GenerationOptions, tools: ToolSet | None = None) -> Any:
+        """genai's config for `options` (and the tools' constraint), checked by genai now
+        rather than mid-generation."""
+        if self.backend == "pipeline":
+            # LLMPipeline streams one sequence's tokens, without their logprobs
+            for name, asked in (("n", options.n > 1), ("logprobs", options.logprobs)):
+                if asked:
+                    raise OptionError(
+                        f"{name} needs the batching backend",
+                        "load the engine with backend='batching' (as the server does)",
+                        param=name,
+                    )
+            base = self._pipe.get_generation_config()
+        else:
+            base = self._pipe.get_config()
         cfg = apply_options(base, options)
+        candidates = constraints(options, tools)
+        if candidates:
+            chosen = self._grammar_check().choose(candidates)
+            cfg.structured_output_config = chosen.build()
         try:
             cfg.validate()
         except RuntimeError as e:
             raise OptionError(f"the engine refused these options: {reason(e)}") from e
         return cfg
+
+    def _grammar_check(self) -> GrammarCheck:
+        if self._grammar is None:
+            self._grammar = GrammarCheck(self.tokenizer, vocab_size(self.path, self.tokenizer))
+        return self._grammar
+
+    def _counter(self, plan: Plan, sink: Any, cancel: threading.Event) -> TokenCounter:
+        vocab = None
+        if plan.options.logprobs:
+            vocab = self._vocab = self._vocab or TokenBytes(self.tokenizer)
+        return TokenCounter(self.tokenizer, sink, cancel, vocab)
 
     def _generate(self, plan: Plan, counter: TokenCounter) -> None:
         """LLMPipeline, in a worker thread: one request at a time."""

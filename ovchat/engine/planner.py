@@ -3,7 +3,9 @@ the Python API, the CLI and the server.
 
 A prompt is raw text (sent as is, no special tokens added) or a list of messages (through
 the model's own chat template). The plan holds the token ids and the options with the
-answer budget fitted to the context window.
+answer budget fitted to the context window, and the tools offered (tools.py): tool calls
+and results in the messages, and the tools themselves, go through the template when it takes
+tools, otherwise through ovchat's generic tool prompt.
 """
 
 from __future__ import annotations
@@ -14,9 +16,10 @@ from typing import Any
 
 from ..errors import ContextLengthError, OptionError, reason
 from ..options import GenerationOptions, check_text
+from .tools import CALL_OPEN, ToolSet, arguments_object, generic_messages
 from .types import Messages
 
-ROLES = ("system", "user", "assistant")
+ROLES = ("system", "user", "assistant", "tool")
 # The answer budget kept free when trimming a conversation: max_new_tokens, but never more
 # than this share of the window (max_new_tokens defaults to 1024, more than a tiny model's
 # whole context).
@@ -37,6 +40,7 @@ class Plan:
 
     ids: tuple[int, ...]
     options: GenerationOptions
+    tools: ToolSet | None = None
     config: Any = field(default=None, compare=False, repr=False)
 
     @property
@@ -44,13 +48,18 @@ class Plan:
         return len(self.ids)
 
 
-def check_messages(messages: Any) -> list[dict[str, str]]:
-    """A list of {"role", "content"} dicts with known roles, copied; OptionError otherwise."""
+def check_messages(messages: Any) -> list[dict[str, Any]]:
+    """A list of {"role", "content"} dicts with known roles, copied; OptionError otherwise.
+
+    An assistant message may carry `tool_calls` (OpenAI's shape; its content may then be
+    empty) and a "tool" message answers one (`tool_call_id`); their arguments come out as
+    dicts, as chat templates want them.
+    """
     if not isinstance(messages, Sequence) or isinstance(messages, str):
         raise OptionError(
             "messages must be a list of {'role': ..., 'content': ...} objects", param="messages"
         )
-    out: list[dict[str, str]] = []
+    out: list[dict[str, Any]] = []
     for i, m in enumerate(messages):
         if not isinstance(m, Mapping):
             raise OptionError(
@@ -63,10 +72,40 @@ def check_messages(messages: Any) -> list[dict[str, str]]:
                 f"use one of {', '.join(ROLES)}",
                 param=f"messages[{i}].role",
             )
+        calls = _tool_calls(m.get("tool_calls"), i) if role == "assistant" else []
+        if content is None and calls:
+            content = ""
         if not isinstance(content, str):
             raise OptionError(f"message {i} has no text 'content'", param=f"messages[{i}].content")
         check_text(content, f"messages[{i}].content")
-        out.append({"role": str(role), "content": content})
+        msg: dict[str, Any] = {"role": str(role), "content": content}
+        if calls:
+            msg["tool_calls"] = calls
+        if role == "tool" and isinstance(m.get("tool_call_id"), str):
+            msg["tool_call_id"] = m["tool_call_id"]
+        out.append(msg)
+    return out
+
+
+def _tool_calls(calls: Any, i: int) -> list[dict[str, Any]]:
+    if calls is None:
+        return []
+    where = f"messages[{i}].tool_calls"
+    if not isinstance(calls, Sequence) or isinstance(calls, str):
+        raise OptionError(f"{where} must be a list of calls", param=where)
+    out = []
+    for k, c in enumerate(calls):
+        fn = c.get("function") if isinstance(c, Mapping) else None
+        if not isinstance(fn, Mapping) or not isinstance(fn.get("name"), str):
+            raise OptionError(f"{where}[{k}] needs a function with a name", param=f"{where}[{k}]")
+        args = arguments_object(fn.get("arguments"), f"{where}[{k}].function.arguments")
+        call: dict[str, Any] = {
+            "type": "function",
+            "function": {"name": fn["name"], "arguments": args},
+        }
+        if isinstance(c.get("id"), str):
+            call["id"] = c["id"]
+        out.append(call)
     return out
 
 
@@ -82,14 +121,27 @@ class Planner:
     def has_chat_template(self) -> bool:
         return bool(getattr(self.tokenizer, "chat_template", ""))
 
-    def render(self, messages: Messages) -> str:
-        """The model's own chat template applied to `messages`, ready for the answer."""
+    @property
+    def template_takes_tools(self) -> bool:
+        """The chat template renders tools and asks for calls in the format ovchat reads."""
+        template = str(getattr(self.tokenizer, "chat_template", "") or "")
+        return "tools" in template and CALL_OPEN in template
+
+    def render(self, messages: Messages, tools: ToolSet | None = None) -> str:
+        """The model's own chat template applied to `messages` (and the tools offered, unless
+        the choice is "none"), ready for the answer."""
         msgs = check_messages(messages)
+        offered = tools is not None and tools.active
+        uses_tools = offered or any(m["role"] == "tool" or "tool_calls" in m for m in msgs)
+        native = self.template_takes_tools
+        if uses_tools and not native:
+            msgs = generic_messages(msgs, tools)
         if not self.has_chat_template:
             # A base model (no template): plain "role: content" lines, the answer after.
             return "\n".join([*(f"{m['role']}: {m['content']}" for m in msgs), "assistant:"])
+        listed = [t.as_dict() for t in tools.tools] if tools and offered and native else None
         try:
-            return str(self.tokenizer.apply_chat_template(msgs, True))
+            return str(self.tokenizer.apply_chat_template(msgs, True, tools=listed))
         except (RuntimeError, TypeError) as e:
             raise OptionError(
                 f"the chat template refused these messages: {reason(e)}", param="messages"
@@ -103,9 +155,16 @@ class Planner:
             raise OptionError(f"the prompt cannot be tokenized: {reason(e)}", param="prompt") from e
         return [int(i) for i in ids[0]]
 
-    def prompt_ids(self, prompt: Prompt) -> list[int]:
+    def text(self, prompt: Prompt, tools: ToolSet | None = None) -> str:
         """Raw text is sent as is; messages go through the chat template."""
-        return self.encode(prompt if isinstance(prompt, str) else self.render(prompt))
+        if isinstance(prompt, str):
+            if tools is not None and tools.active:
+                raise OptionError("tools need messages, not a raw prompt", param="tools")
+            return prompt
+        return self.render(prompt, tools)
+
+    def prompt_ids(self, prompt: Prompt, tools: ToolSet | None = None) -> list[int]:
+        return self.encode(self.text(prompt, tools))
 
     # -- the rules -----------------------------------------------------------------------------
     def plan(
@@ -113,6 +172,7 @@ class Planner:
         prompt: Prompt,
         options: GenerationOptions | None = None,
         *,
+        tools: ToolSet | None = None,
         strict_budget: bool = False,
     ) -> Plan:
         """Tokenize once and check: a non-empty prompt that leaves room in the window.
@@ -122,9 +182,23 @@ class Planner:
         server) a budget larger than the whole window is an error instead.
         """
         options = options or GenerationOptions()
-        text = prompt if isinstance(prompt, str) else self.render(prompt)
+        if tools is not None and tools.active and options.constraint is not None:
+            raise OptionError(
+                f"{options.constraint[0]} cannot be combined with tools (a tool call is "
+                "constrained to the tool's parameters)",
+                "use tool_choice 'none', or drop the tools",
+                param=options.constraint[0],
+            )
+        if tools is not None and tools.active and options.ignore_eos:
+            raise OptionError(
+                "ignore_eos cannot be combined with tools: the tokens after a call would be "
+                "unconstrained",
+                param="ignore_eos",
+            )
+        text = self.text(prompt, tools)
         self._refuse_if_far_too_long(text)
-        return self.plan_ids(self.encode(text), options, strict_budget=strict_budget)
+        ids = self.encode(text)
+        return self.plan_ids(ids, options, tools=tools, strict_budget=strict_budget)
 
     def _refuse_if_far_too_long(self, text: str) -> None:
         """A ContextLengthError for a text whose first part alone overflows the window,
@@ -143,7 +217,12 @@ class Planner:
             )
 
     def plan_ids(
-        self, ids: Sequence[int], options: GenerationOptions, *, strict_budget: bool = False
+        self,
+        ids: Sequence[int],
+        options: GenerationOptions,
+        *,
+        tools: ToolSet | None = None,
+        strict_budget: bool = False,
     ) -> Plan:
         ctx = self.context_length
         if strict_budget and options.max_new_tokens > ctx:
@@ -164,7 +243,7 @@ class Planner:
             )
         if options.max_new_tokens > room:
             options = options.replace(max_new_tokens=room)  # answer until the window is full
-        return Plan(tuple(ids), options)
+        return Plan(tuple(ids), options, tools if tools is not None and tools.active else None)
 
     # -- conversations -------------------------------------------------------------------------
     def answer_budget(self, options: GenerationOptions) -> int:
@@ -173,7 +252,7 @@ class Planner:
 
     def fit(
         self, messages: Messages, options: GenerationOptions
-    ) -> tuple[list[dict[str, str]], int, list[int]]:
+    ) -> tuple[list[dict[str, Any]], int, list[int]]:
         """Drop the oldest turns until the rendered prompt plus the answer budget fits.
 
         System messages are always kept, and so is the last user turn. Returns the messages,

@@ -6,6 +6,7 @@ from __future__ import annotations
 import random
 from typing import Any
 
+from ..errors import OptionError
 from ..options import GenerationOptions
 
 _RNG = random.SystemRandom()
@@ -44,4 +45,17 @@ def apply_options(cfg: Any, o: GenerationOptions) -> Any:
     if o.stop:
         cfg.stop_strings = set(o.stop)
         cfg.include_stop_str_in_output = False
+    if o.n > 1:
+        if o.temperature == 0:
+            raise OptionError(
+                "n > 1 needs sampling: greedy decoding (temperature 0) gives n identical answers",
+                "give a temperature above 0",
+                param="n",
+            )
+        if not cfg.do_sample:  # the model's default is greedy: sample, as OpenAI's n does
+            cfg.do_sample = True
+            cfg.rng_seed = o.seed if o.seed is not None else _RNG.randrange(SEED_RANGE)
+        cfg.num_return_sequences = o.n
+    if o.logprobs:
+        cfg.logprobs = 1  # genai reports the chosen token's log-probability only
     return cfg

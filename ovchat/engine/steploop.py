@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import itertools
 import threading
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from ..errors import EngineError
@@ -33,10 +33,15 @@ class _Request:
     handle: Any = None
     stepped: bool = False  # in genai for at least one step since it was (re)added
     requeue: bool = False  # cancelled in genai to let a short prompt go first; re-add it
+    answers: dict[int, int] = field(default_factory=dict)  # genai's sequence id → answer index
 
     @property
     def prompt_tokens(self) -> int:
         return int(self.ids.shape[1])
+
+    def index(self, seq_id: int) -> int:
+        """Answers are numbered 0, 1, ... in the order genai's sequences first appear."""
+        return self.answers.setdefault(seq_id, len(self.answers))
 
 
 class StepLoop:
@@ -158,17 +163,20 @@ class StepLoop:
                         done = True
                     elif req.requeue:  # cancelled a step ago: its computed blocks are cached
                         req.requeue = req.stepped = False
+                        req.answers.clear()  # the new request's sequences get new ids
                         rid2 = next(self._requeued_ids)
                         req.handle = self.pipe.add_request(rid2, req.ids, req.config)
                         continue
                     else:
                         req.stepped = True
                         if req.handle.can_read():
-                            for out in req.handle.read().values():
+                            for seq_id, out in sorted(req.handle.read().items()):
+                                i = req.index(seq_id)
                                 if out.generated_ids:
-                                    req.counter.write(list(out.generated_ids))
+                                    logprobs = out.generated_log_probs
+                                    req.counter.write(list(out.generated_ids), i, logprobs)
                                 if out.finish_reason == length:
-                                    req.counter.state.length_cut = True
+                                    req.counter.state.length_cut.add(i)
                         done = req.handle.get_status() != running
                         if done:
                             req.counter.end()

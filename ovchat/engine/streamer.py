@@ -2,9 +2,10 @@
 between the thread that generates and the consumer that reads.
 
 The generating thread (LLMPipeline's worker, or the batching step loop) writes token ids
-into a `TokenCounter`; text comes out through a `Sink` as ("text", str) events and exactly
-one ("end", None); the request's fate (an error, a length cut) is kept in its typed
-`RequestState`. `chunk()` and `final()` turn those into the Chunks consumers see.
+(and, per answer of a request with n > 1, its index and the tokens' logprobs) into a
+`TokenCounter`; text comes out through a `Sink` as ("text", (index, str, logprobs)) events
+and exactly one ("end", None); the request's fate (an error, a length cut) is kept in its
+typed `RequestState`. `chunk()` and `finals()` turn those into the Chunks consumers see.
 """
 
 from __future__ import annotations
@@ -14,16 +15,17 @@ import contextlib
 import functools
 import threading
 import time
-from dataclasses import dataclass
+from collections.abc import Sequence
+from dataclasses import dataclass, field
 from typing import Any, Literal, Protocol
 
-from .types import Chunk, FinishReason
+from .types import Chunk, FinishReason, TokenLogprob
 
 Event = tuple[Literal["text", "end"], Any]
 
 
 class Sink(Protocol):
-    """Where the generating thread puts ("text", str) and ("end", None): a queue.Queue, or a
+    """Where the generating thread puts ("text", ...) and ("end", None): a queue.Queue, or a
     loop (LoopSink)."""
 
     def put(self, item: Event) -> None: ...
@@ -46,45 +48,80 @@ class RequestState:
     """How a request ended, as the generating thread saw it (read after the "end" event)."""
 
     error: BaseException | None = None
-    length_cut: bool = False  # the engine stopped it at max_new_tokens
+    length_cut: set[int] = field(default_factory=set)  # answers the engine stopped at the limit
+
+
+class _Answer:
+    """One of a request's answers: its incremental text and the logprobs not yet sent."""
+
+    def __init__(self, owner: TokenCounter, index: int) -> None:
+        import openvino_genai as ov_genai
+
+        self.owner = owner
+        self.index = index
+        self.tokens = 0
+        self.pending: list[TokenLogprob] = []
+        self.text = ov_genai.TextStreamer(owner.tokenizer, self._on_text)
+
+    def _on_text(self, text: str) -> Any:
+        if text:
+            self.owner.sink.put(("text", (self.index, text, self.take())))
+        return self.owner.running
+
+    def take(self) -> tuple[TokenLogprob, ...]:
+        out, self.pending = tuple(self.pending), []
+        return out
 
 
 class TokenCounter:
-    """Counts tokens and turns them into text with genai's own incremental TextStreamer.
+    """Counts tokens and turns them into text with genai's own incremental TextStreamer, one
+    per answer (n > 1 answers share a request), with each token's logprob when asked.
 
     Written by hand only because genai's text streamer reports text, not token counts.
     """
 
-    def __init__(self, tokenizer: Any, sink: Sink, cancel: threading.Event) -> None:
+    def __init__(
+        self, tokenizer: Any, sink: Sink, cancel: threading.Event, vocab: TokenBytes | None = None
+    ) -> None:
         import openvino_genai as ov_genai
 
+        self.tokenizer = tokenizer
         self.sink = sink
         self.cancel = cancel
+        self.vocab = vocab  # set: logprobs are reported
         self.state = RequestState()
         self.tokens = 0
         self.start = time.perf_counter()
         self.first: float | None = None
         self.last = 0.0
         self._status = ov_genai.StreamingStatus
-        self._text = ov_genai.TextStreamer(tokenizer, self._on_text)
+        self.running = self._status.RUNNING
+        self._answers: dict[int, _Answer] = {}
 
-    def _on_text(self, text: str) -> Any:
-        if text:
-            self.sink.put(("text", text))
-        return self._status.RUNNING
+    def answer(self, index: int) -> _Answer:
+        if index not in self._answers:
+            self._answers[index] = _Answer(self, index)
+        return self._answers[index]
 
-    def write(self, token: int | list[int]) -> Any:
+    def write(self, token: int | list[int], index: int = 0, logprobs: Sequence[float] = ()) -> Any:
         toks = [token] if isinstance(token, int) else list(token)
         now = time.perf_counter()
         if self.first is None and toks:
             self.first = now
         self.tokens += len(toks)
         self.last = now
-        self._text.write(toks)
-        return self._status.CANCEL if self.cancel.is_set() else self._status.RUNNING
+        answer = self.answer(index)
+        answer.tokens += len(toks)
+        if self.vocab is not None:
+            answer.pending.extend(
+                self.vocab.entry(t, lp) for t, lp in zip(toks, logprobs, strict=False)
+            )
+        answer.text.write(toks)
+        return self._status.CANCEL if self.cancel.is_set() else self.running
 
     def end(self) -> None:
-        self._text.end()
+        for answer in self._answers.values():
+            answer.text.end()
 
     def finish(self, error: BaseException | None = None) -> None:
         """The one "end" event of this request (after recording an error, if any)."""
@@ -100,21 +137,41 @@ class TokenCounter:
             tps = (self.tokens - 1) / (self.last - self.first)
         return ttft, tps
 
-    def chunk(self, n_prompt: int, text: str) -> Chunk:
-        return Chunk(text, n_prompt, self.tokens, *self.stats())
+    def chunk(self, n_prompt: int, payload: tuple[int, str, tuple[TokenLogprob, ...]]) -> Chunk:
+        index, text, logprobs = payload
+        return Chunk(text, n_prompt, self.tokens, *self.stats(), index=index, logprobs=logprobs)
 
-    def final(self, n_prompt: int, max_new_tokens: int) -> Chunk:
-        """The last chunk (finish reason), or the generating thread's error raised."""
+    def finals(self, n_prompt: int, max_new_tokens: int, n: int = 1) -> list[Chunk]:
+        """The last chunk of each answer (its finish reason), or the generating thread's
+        error raised."""
         if self.state.error is not None:
             raise self.state.error
-        reason: FinishReason
-        if self.cancel.is_set():
-            reason = "cancelled"
-        elif self.state.length_cut or self.tokens >= max_new_tokens:
-            reason = "length"
-        else:
-            reason = "stop"
-        return Chunk("", n_prompt, self.tokens, *self.stats(), reason)
+        out = []
+        for index in range(n):
+            answer = self.answer(index)
+            reason: FinishReason
+            if self.cancel.is_set():
+                reason = "cancelled"
+            elif index in self.state.length_cut or answer.tokens >= max_new_tokens:
+                reason = "length"
+            else:
+                reason = "stop"
+            stats = self.stats()
+            out.append(Chunk("", n_prompt, self.tokens, *stats, reason, index, answer.take()))
+        return out
+
+
+class TokenBytes:
+    """Token id → its bytes and text, for logprobs (from genai's vocabulary, built once)."""
+
+    def __init__(self, tokenizer: Any) -> None:
+        self._bytes = {i: b for b, i in tokenizer.get_vocab().items()}
+
+    def entry(self, token: int, logprob: float) -> TokenLogprob:
+        raw = self._bytes.get(token, b"")
+        # A token may hold part of a character: its bytes escaped, as OpenAI shows them.
+        text = raw.decode("utf-8", errors="backslashreplace")
+        return TokenLogprob(int(token), text, tuple(raw), float(logprob))
 
 
 @functools.cache

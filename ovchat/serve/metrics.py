@@ -37,6 +37,13 @@ class Metrics:
             buckets=TPOT_BUCKETS,
             registry=r,
         )
+        self.constrained = Counter(
+            "ovchat_constrained_requests",
+            "requests whose answer is grammar-constrained, by kind (json_schema, regex, "
+            "grammar, tools)",
+            ["kind"],
+            registry=r,
+        )
         self.running = Gauge("ovchat_requests_running", "requests generating", registry=r)
         self.waiting = Gauge("ovchat_requests_waiting", "requests queued for a slot", registry=r)
         self.engine_active = Gauge(

@@ -1,4 +1,5 @@
-"""The OpenAI endpoints: POST /v1/chat/completions, POST /v1/completions, GET /v1/models.
+"""The OpenAI endpoints: POST /v1/chat/completions, POST /v1/completions, POST /v1/responses,
+GET /v1/models.
 
 A request flows: shape checked (schema) → GenerationOptions → the engine's planner
 (tokenized once, window and budget checked) → admission → `Engine.astream` → one JSON body
@@ -18,7 +19,10 @@ from ..engine import Plan
 from ..errors import OptionError
 from .admission import CLIENT_GONE, ClientGone
 from .errors import APIError
+from .responses import ResponsesShape
+from .responses_schema import ResponsesRequest
 from .schema import ChatRequest, CompletionRequest
+from .shapes import ChatShape, CompletionShape, Shape
 from .state import ServerState
 from .streaming import GuardedStream, Tracker, collect, sse
 
@@ -41,25 +45,60 @@ def add_openai_routes(app: FastAPI, server: ServerState) -> None:
     async def completions(body: CompletionRequest, request: Request) -> Response:
         return await _generate(server, request, body, chat=False)
 
+    @app.post("/v1/responses")
+    async def responses(body: ResponsesRequest, request: Request) -> Response:
+        name = server.check_model(body.model)
+        arrived = time.perf_counter()
+        plan = plan_request(server, body)
+        shape = ResponsesShape(name, body, plan.tools is not None, plan.options.logprobs)
+        return await run(server, request, plan, shape, body.stream, False, arrived)
 
-def plan_request(server: ServerState, body: ChatRequest | CompletionRequest) -> Plan:
-    """Options, tokens, window and budget: the planner's rules, errors as 400s."""
+
+def plan_request(server: ServerState, body: Any) -> Plan:
+    """Options, tools, tokens, window and budget: the planner's rules, errors as 400s.
+
+    `body` is a ChatRequest, a CompletionRequest or a ResponsesRequest: each has
+    engine_prompt(), options(), tool_set(), budget() and params()."""
     eng = server.get_engine()
     try:
         # Inline, not in a thread: genai's step() holds the GIL, so a thread hop costs a step.
+        # (A new constraint is compiled here too: ~1 ms, once per distinct schema.)
         strict = body.budget() is not None  # OpenAI: an asked budget beyond the window is an error
-        return eng.plan(body.engine_prompt(), body.options(), strict_budget=strict)
+        plan = eng.plan(
+            body.engine_prompt(), body.options(), tools=body.tool_set(), strict_budget=strict
+        )
     except OptionError as e:
         raise APIError.from_option(e, body.params()) from e
+    kind = "tools" if plan.tools is not None else (plan.options.constraint or ("",))[0]
+    if kind:
+        server.metrics.constrained.labels(kind).inc()
+    return plan
 
 
 async def _generate(
     server: ServerState, request: Request, body: ChatRequest | CompletionRequest, chat: bool
 ) -> Response:
     name = server.check_model(body.model)
-    eng = server.get_engine()
     arrived = time.perf_counter()
     plan = plan_request(server, body)
+    o = plan.options
+    top = bool(getattr(body, "top_logprobs", None) or (not chat and body.logprobs))
+    kind = ChatShape if chat else CompletionShape
+    shape = kind(name, o.n, plan.tools is not None, o.logprobs, top)
+    return await run(server, request, plan, shape, body.stream, body.include_usage(), arrived)
+
+
+async def run(
+    server: ServerState,
+    request: Request,
+    plan: Plan,
+    shape: Shape,
+    stream: bool,
+    include_usage: bool,
+    arrived: float,
+) -> Response:
+    """Admission, then the answer as one JSON body or as server-sent events."""
+    eng = server.get_engine()
     try:
         await server.slots.acquire(request)
     except ClientGone:
@@ -68,10 +107,10 @@ async def _generate(
     cancel = threading.Event()
     chunks = eng.astream(plan, cancel=cancel)  # sets `cancel` however it is left
     tracker = Tracker(server.metrics, arrived)
-    if body.stream:
-        events = sse(chunks, tracker, name, chat, body.include_usage(), request)
+    if stream:
+        events = sse(chunks, tracker, shape, include_usage, request)
         return GuardedStream(events, server.slots.release, media_type="text/event-stream")
     try:
-        return JSONResponse(await collect(chunks, tracker, name, chat, request, cancel))
+        return JSONResponse(await collect(chunks, tracker, shape, request, cancel))
     finally:
         await server.slots.release()

@@ -1,5 +1,6 @@
 """The two ways an answer leaves the server — one JSON body, or server-sent events — and the
-per-request metrics.
+per-request metrics. The bodies and events themselves are written by a Shape (shapes.py:
+chat, completions; responses.py: /v1/responses).
 
 Each generation is `Engine.astream()`: the engine's step thread posts tokens straight into
 the event loop. When the client goes away, the request's cancel event is set and the step
@@ -10,7 +11,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import threading
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -24,10 +24,10 @@ from ..engine import Chunk
 from .admission import CLIENT_GONE, DISCONNECT_POLL_SECONDS, shutting_down
 from .errors import error_body, log
 from .metrics import Metrics
-from .schema import new_id, now, usage
+from .schema import usage
+from .shapes import Shape
 
 SSE_HEADERS = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
-DONE = "data: [DONE]\n\n"  # the last event of every stream, whatever ended it
 
 
 class Tracker:
@@ -55,10 +55,6 @@ class Tracker:
             self.metrics.tpot.observe(1.0 / last.tokens_per_second)
 
 
-def _finish(reason: str | None) -> str:
-    return "length" if reason == "length" else "stop"
-
-
 def _cut_by_shutdown(request: Request, last: Chunk) -> bool:
     """The engine ended this answer because the server is shutting down (not the client)."""
     server = getattr(request.app.state, "server", None)
@@ -68,18 +64,17 @@ def _cut_by_shutdown(request: Request, last: Chunk) -> bool:
 async def collect(
     chunks: AsyncIterator[Chunk],
     tracker: Tracker,
-    name: str,
-    chat: bool,
+    shape: Shape,
     request: Request,
     cancel: threading.Event,
 ) -> dict[str, Any]:
     """The whole answer; polls the client meanwhile and stops generating if it went away."""
-    parts: list[str] = []
+    asm = shape.assembler()
 
     async def consume() -> None:
         async for chunk in chunks:
             tracker.see(chunk)
-            parts.append(chunk.text)
+            asm.feed(chunk)
 
     task = asyncio.ensure_future(consume())
     try:
@@ -95,96 +90,36 @@ async def collect(
     assert last is not None
     if _cut_by_shutdown(request, last):
         raise shutting_down()
-    text, reason = "".join(parts), _finish(last.finish_reason)
-    common = {"created": now(), "model": name, "system_fingerprint": None}
-    tokens = usage(last.prompt_tokens, last.generated_tokens)
-    if chat:
-        message = {"role": "assistant", "content": text, "refusal": None}
-        choice = {"index": 0, "message": message, "logprobs": None, "finish_reason": reason}
-        obj = "chat.completion"
-        return {
-            "id": new_id("chatcmpl"),
-            "object": obj,
-            **common,
-            "choices": [choice],
-            "usage": tokens,
-        }
-    choice = {"index": 0, "text": text, "logprobs": None, "finish_reason": reason}
-    return {
-        "id": new_id("cmpl"),
-        "object": "text_completion",
-        **common,
-        "choices": [choice],
-        "usage": tokens,
-    }
-
-
-def _sse_line(obj: Any) -> str:
-    # Server-sent events written by hand: one `data: <json>` line and a blank line per event,
-    # exactly what OpenAI streams (no event names, no ids).
-    return f"data: {json.dumps(obj, ensure_ascii=False, separators=(',', ':'))}\n\n"
+    return shape.whole(asm.answers, usage(last.prompt_tokens, last.generated_tokens))
 
 
 async def sse(
     chunks: AsyncIterator[Chunk],
     tracker: Tracker,
-    name: str,
-    chat: bool,
+    shape: Shape,
     include_usage: bool,
     request: Request,
 ) -> AsyncIterator[str]:
-    rid = new_id("chatcmpl" if chat else "cmpl")
-    created = now()
-    obj = "chat.completion.chunk" if chat else "text_completion"
-    extra: dict[str, Any] = {"usage": None} if include_usage else {}
-
-    def event(choice: dict[str, Any]) -> str:
-        body = {"id": rid, "object": obj, "created": created, "model": name}
-        body["system_fingerprint"] = None
-        return _sse_line({**body, "choices": [choice], **extra})
-
-    def piece(text: str, finish: str | None = None, first: bool = False) -> str:
-        if chat:
-            delta: dict[str, Any] = {"role": "assistant", "content": text} if first else {}
-            if text and not first:
-                delta["content"] = text
-            choice = {"index": 0, "delta": delta, "logprobs": None, "finish_reason": finish}
-        else:
-            choice = {"index": 0, "text": text, "logprobs": None, "finish_reason": finish}
-        return event(choice)
-
     finished = False
+    asm = shape.assembler()
     try:
-        if chat:
-            yield piece("", first=True)
+        yield "".join(shape.opening())
         async for chunk in chunks:
             tracker.see(chunk)
-            if chunk.text:
-                yield piece(chunk.text)
+            events = [e for d in asm.feed(chunk) for e in shape.piece(d)]
+            if events:
+                yield "".join(events)
         last = tracker.last
         assert last is not None
         if _cut_by_shutdown(request, last):
             # The answer is incomplete: say so in OpenAI's error shape, then end the stream.
             request.scope["ovchat_outcome"] = "503"
             finished = True
-            yield _sse_line(shutting_down().body()) + DONE
+            yield shape.failure(shutting_down().body())
             return
-        out = [piece("", _finish(last.finish_reason))]
-        if include_usage:
-            body = {"id": rid, "object": obj, "created": created, "model": name}
-            body["system_fingerprint"] = None
-            out.append(
-                _sse_line(
-                    {
-                        **body,
-                        "choices": [],
-                        "usage": usage(last.prompt_tokens, last.generated_tokens),
-                    }
-                )
-            )
-        out.append(DONE)
+        tokens = usage(last.prompt_tokens, last.generated_tokens)
         finished = True
-        yield "".join(out)
+        yield "".join(shape.closing(asm.answers, tokens, include_usage))
     except asyncio.CancelledError:
         request.scope["ovchat_outcome"] = CLIENT_GONE
         raise
@@ -192,7 +127,7 @@ async def sse(
         # The detail (it may hold paths or addresses) goes to the log, not to the client.
         log.exception("generation failed")
         request.scope["ovchat_outcome"] = "500"
-        yield _sse_line(error_body(500, "generation failed", code="generation_failed")) + DONE
+        yield shape.failure(error_body(500, "generation failed", code="generation_failed"))
     finally:
         tracker.done()
         if not finished and "ovchat_outcome" not in request.scope:

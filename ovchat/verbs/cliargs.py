@@ -31,6 +31,9 @@ GENERATION_FLAGS = {
     "stop": "--stop",
     "model": "-m/--model",
     "system": "-s/--system",
+    "json_schema": "--json-schema",
+    "regex": "--regex",
+    "grammar": "--grammar",
 }
 # Errors whose advice is a whole sentence of flags, not just "see FLAG".
 HINTS: dict[str, Callable[[OvchatError], str]] = {
@@ -84,11 +87,31 @@ def add_generation_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--stop", action="append", default=[], help="stop string, repeatable")
 
 
+def add_constraint_arguments(p: argparse.ArgumentParser) -> None:
+    """Constrained decoding (genai's structured output): the answer is guaranteed to match."""
+    g = p.add_mutually_exclusive_group()
+    g.add_argument("--json-schema", metavar="FILE", help="answer JSON valid for this JSON Schema")
+    g.add_argument("--regex", metavar="PATTERN", help="answer text matching this regex")
+    g.add_argument("--grammar", metavar="FILE", help="answer text in this EBNF grammar")
+
+
 def options_from_args(a: argparse.Namespace) -> GenerationOptions:
-    """GenerationOptions from the flags `add_generation_arguments` declared."""
+    """GenerationOptions from the flags `add_generation_arguments` (and
+    `add_constraint_arguments`) declared."""
     given = {name: getattr(a, name) for name in GenerationOptions.fields() if hasattr(a, name)}
     given["stop"] = tuple(a.stop)
+    for name in ("json_schema", "grammar"):  # these flags name files
+        if given.get(name) is not None:
+            given[name] = _read_text(given[name], name)
     return GenerationOptions(**{k: v for k, v in given.items() if v is not None})
+
+
+def _read_text(path: str, param: str) -> str:
+    try:
+        return Path(path).expanduser().read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as e:
+        why = e.strerror if isinstance(e, OSError) and e.strerror else "not UTF-8 text"
+        raise OptionError(f"cannot read {path}: {why}", "check the path", param=param) from e
 
 
 def properties_from_args(a: argparse.Namespace) -> dict[str, Any]:

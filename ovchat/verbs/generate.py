@@ -15,6 +15,7 @@ from ..errors import OptionError
 from ..library import resolve
 from ..options import GenerationOptions
 from .cliargs import (
+    add_constraint_arguments,
     add_generation_arguments,
     add_model_arguments,
     options_from_args,
@@ -60,6 +61,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--json", action="store_true", help="print one JSON object: text and stats")
     p.add_argument("--stats", action="store_true", help="print speed stats to stderr")
     add_generation_arguments(p)
+    add_constraint_arguments(p)
 
 
 def main(args: argparse.Namespace) -> int:

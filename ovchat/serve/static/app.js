@@ -5,7 +5,7 @@
 const $ = (id) => document.getElementById(id);
 const log = $("log"), form = $("form"), input = $("input"), sendBtn = $("send"), stopBtn = $("stop");
 const statusLine = $("status");
-const history = [];          // {role, content} of finished turns
+const history = [];          // {role, content[, tool_calls]} of finished turns
 let modelName = null;
 let controller = null;        // AbortController of the answer being streamed
 
@@ -33,6 +33,39 @@ function note(div, text) {
   span.className = "note";
   span.textContent = text;
   div.appendChild(span);
+}
+
+// A tool call, readably: the function's name and its arguments as indented JSON.
+function showCall(div, call) {
+  if (!call.el) {
+    call.el = document.createElement("div");
+    call.el.className = "call";
+    const fn = document.createElement("span");
+    fn.className = "fn";
+    call.el.appendChild(fn);
+    call.el.appendChild(document.createElement("pre"));
+    div.appendChild(call.el);
+  }
+  call.el.firstChild.textContent = call.name;
+  call.el.lastChild.textContent = pretty(call.arguments);
+}
+
+// JSON text indented when it parses (an object or a list), else as it is.
+function pretty(text) {
+  try {
+    const value = JSON.parse(text);
+    if (value !== null && typeof value === "object") return JSON.stringify(value, null, 2);
+  } catch (e) { /* not (yet) JSON */ }
+  return text;
+}
+
+function readTools() {
+  const text = $("tools").value.trim();
+  if (!text) return null;
+  let tools;
+  try { tools = JSON.parse(text); } catch (e) { throw new Error("Tools: not JSON (" + e.message + ")"); }
+  if (!Array.isArray(tools)) throw new Error("Tools: give a JSON list of tools");
+  return tools;
 }
 
 function showEmpty() {
@@ -94,6 +127,8 @@ async function send(text) {
   const system = $("system").value.trim();
   const messages = (system ? [{ role: "system", content: system }] : []).concat(history,
     [{ role: "user", content: text }]);
+  let tools;
+  try { tools = readTools(); } catch (e) { bubble("error", "Error: " + e.message); return; }
   bubble("user", text);
   const div = bubble("assistant", "");
   div.classList.add("streaming");
@@ -106,6 +141,11 @@ async function send(text) {
     max_tokens: Number($("max-tokens").value),
     top_p: Number($("top-p").value),
   };
+  if ($("format").value === "json_object") body.response_format = { type: "json_object" };
+  if (tools) { body.tools = tools; body.tool_choice = $("tool-choice").value; }
+  const text_el = document.createElement("span");
+  div.appendChild(text_el);
+  const calls = [];
   controller = new AbortController();
   busy(true);
   statusLine.textContent = "generating…";
@@ -125,13 +165,29 @@ async function send(text) {
       for (const c of ev.choices || []) {
         if (c.delta && c.delta.content) {
           answer += c.delta.content;
-          div.textContent = answer;
+          text_el.textContent = answer;
           log.scrollTop = log.scrollHeight;
+        }
+        for (const d of (c.delta && c.delta.tool_calls) || []) {
+          const call = calls[d.index] || (calls[d.index] = { id: "", name: "", arguments: "" });
+          if (d.id) call.id = d.id;
+          if (d.function && d.function.name) call.name += d.function.name;
+          if (d.function && d.function.arguments) call.arguments += d.function.arguments;
+          showCall(div, call);
         }
         if (c.finish_reason) finish = c.finish_reason;
       }
     });
-    if (chatId === myChat) history.push({ role: "user", content: text }, { role: "assistant", content: answer });
+    if (body.response_format && answer) {  // a JSON answer, indented once it is whole
+      const pre = document.createElement("pre");
+      pre.className = "json";
+      pre.textContent = pretty(answer);
+      text_el.replaceWith(pre);
+    }
+    const turn = { role: "assistant", content: answer };
+    if (calls.length) turn.tool_calls = calls.map((c) => ({
+      id: c.id, type: "function", function: { name: c.name, arguments: c.arguments } }));
+    if (chatId === myChat) history.push({ role: "user", content: text }, turn);
     const secs = (performance.now() - started) / 1000;
     const tokens = usage ? usage.completion_tokens : "?";
     note(div, `${tokens} tokens in ${secs.toFixed(1)} s` + (finish === "length" ? " (cut at max tokens)" : ""));
