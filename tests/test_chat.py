@@ -152,7 +152,10 @@ def test_ctrl_c_stops_the_answer_keeps_it_then_next_turn(repl, long_llama, tmp_p
     assert [m["role"] for m in saved] == ["user", "assistant", "user", "assistant"]
     assert saved[1]["content"]  # the partial answer is in the history
     after = r.stats()
-    assert after["reason"] == "length" and after["generated"] > stopped["generated"]
+    # A whole answer (not cancelled): it runs to the budget or to the model's own end, which
+    # for this random model depends on where Ctrl-C cut the first answer.
+    assert after["reason"] in ("length", "stop") and after["generated"] > 0
+    assert after["prompt"] > stopped["prompt"] + stopped["generated"]  # the partial answer
     assert flat(saved[3]["content"])[:200] in flat(shown)
     assert r.exit_with("c") == 0  # Ctrl-C at an empty prompt leaves cleanly
 
