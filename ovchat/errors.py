@@ -6,6 +6,8 @@ adds those at its boundary, from `param` (the argument the error is about).
 
 from __future__ import annotations
 
+import errno
+import os
 from collections.abc import Sequence
 
 
@@ -70,6 +72,14 @@ class EngineError(OvchatError):
     """The engine failed while generating (the request is lost, the engine may go on)."""
 
 
+class StorageError(OvchatError):
+    """ovchat's own files cannot be written (a read-only or full disk, no permission)."""
+
+
+class ModelBusyError(OvchatError):
+    """The model is held by a running server (it cannot be removed now)."""
+
+
 OV_NOISE = ("Exception from", "Check '", 'Check "', "[ GENERAL_ERROR ]", "Traceback")
 MAX_REASON = 300  # characters of a library's message kept in ours
 
@@ -80,6 +90,28 @@ def reason(e: BaseException) -> str:
     useful = [ln for ln in lines if not ln.startswith(OV_NOISE) and not ln.endswith(".cpp")]
     text = (useful or lines or [type(e).__name__])[-1]
     return text[:MAX_REASON]
+
+
+# errno values that mean "this disk will not take it", rather than a bug.
+DISK_ERRNOS = {
+    errno.EROFS: "the file system is read-only",
+    errno.ENOSPC: "the disk is full",
+    errno.EDQUOT: "the disk quota is exceeded",
+    errno.EACCES: "permission denied",
+    errno.EPERM: "permission denied",
+}
+
+
+def disk_problem(e: BaseException) -> str | None:
+    """What is wrong with the disk, if `e` is a full or read-only disk (an OSError, or a
+    library's RuntimeError that quotes the OS's message); else None."""
+    if isinstance(e, OSError) and e.errno in DISK_ERRNOS:
+        return DISK_ERRNOS[e.errno]
+    text = str(e)
+    for code in (errno.ENOSPC, errno.EROFS, errno.EDQUOT):
+        if os.strerror(code) in text:
+            return DISK_ERRNOS[code]
+    return None
 
 
 def require(module: str, extra: str, purpose: str) -> None:

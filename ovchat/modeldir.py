@@ -7,14 +7,16 @@ from __future__ import annotations
 
 import contextlib
 import json
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from .errors import InvalidModelError
 from .paths import models_dir
 
 MANIFEST = "ovchat.json"
+EVAL_FILE = "ovchat-eval.json"  # the fidelity `ovchat eval` measured for this export
 DEFAULT_CONTEXT_LENGTH = 2048  # when the config names none
 REQUIRED_FILES = (
     "openvino_model.xml",
@@ -22,7 +24,14 @@ REQUIRED_FILES = (
     "openvino_tokenizer.xml",
     "openvino_detokenizer.xml",
 )
+# An embedding model only encodes: it needs no detokenizer.
+EMBEDDING_FILES = REQUIRED_FILES[:3]
 CONTEXT_KEYS = ("max_position_embeddings", "n_positions", "max_sequence_length")
+EMBEDDING_TASKS = ("feature-extraction", "sentence-similarity")
+# An IR made by another tool: a chat model's output is named "logits".
+_LOGITS = re.compile(r'names="(?:[^"]*,)?logits(?:,[^"]*)?"')
+
+Kind = Literal["chat", "embedding"]
 
 
 @dataclass(frozen=True)
@@ -33,6 +42,7 @@ class ModelInfo:
     name: str
     context_length: int
     manifest: dict[str, Any] = field(default_factory=dict)
+    kind: Kind = "chat"
 
 
 def is_model_dir(path: Path) -> bool:
@@ -49,13 +59,31 @@ def check_model_dir(path: str | Path) -> Path:
         raise InvalidModelError(
             f"{p} is not a directory", "export it first: ovchat export MODEL OUTPUT_DIR"
         )
-    missing = [f for f in REQUIRED_FILES if not (p / f).is_file()]
+    needed = EMBEDDING_FILES if model_kind(p) == "embedding" else REQUIRED_FILES
+    missing = [f for f in needed if not (p / f).is_file()]
     if missing:
         raise InvalidModelError(
             f"{p} is not an exported model (missing {', '.join(missing)})",
             reexport_hint(p) if (p / MANIFEST).is_file() else "export a model into it first",
         )
     return p.resolve()
+
+
+def model_kind(path: Path, manifest: dict[str, Any] | None = None) -> Kind:
+    """ "embedding" for a text-embedding export, else "chat": from the manifest's task, or
+    for an export made by another tool, from the IR's output names."""
+    if manifest is None:
+        manifest = {}
+        with contextlib.suppress(OSError, ValueError):
+            manifest = json.loads((path / MANIFEST).read_text())
+    task = ((manifest.get("recipe") or {}).get("asked") or {}).get("task")
+    if isinstance(task, str):
+        return "embedding" if task.startswith(EMBEDDING_TASKS) else "chat"
+    try:
+        xml = (path / REQUIRED_FILES[0]).read_text(errors="replace")
+    except OSError:
+        return "chat"
+    return "chat" if _LOGITS.search(xml) else "embedding"
 
 
 def read_json_object(path: Path) -> dict[str, Any]:
@@ -72,7 +100,10 @@ def read_json_object(path: Path) -> dict[str, Any]:
 def reexport_hint(path: Path) -> str:
     """A command that rebuilds `path`: from its manifest's source when it has one."""
     if models_dir() in path.parents:
-        return f"delete {path}; ovchat prepares it again on the next run"
+        return (
+            "remove it from the library (ovchat rm NAME; see ovchat list) and pull it again; "
+            "the default model is prepared again on its next use"
+        )
     source = None
     with contextlib.suppress(OSError, ValueError, KeyError, TypeError):
         source = json.loads((path / MANIFEST).read_text())["source"]["model"]
@@ -100,7 +131,8 @@ def read_model_info(path: Path) -> ModelInfo:
                 ctx = value
                 break
     name = str(manifest.get("name") or path.name)
-    return ModelInfo(path=path, name=name, context_length=ctx, manifest=manifest)
+    kind = model_kind(path, manifest)
+    return ModelInfo(path=path, name=name, context_length=ctx, manifest=manifest, kind=kind)
 
 
 def dir_size_mb(path: Path, patterns: tuple[str, ...] = ("openvino_model.*",)) -> float:

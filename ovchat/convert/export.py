@@ -10,7 +10,6 @@ from __future__ import annotations
 import contextlib
 import datetime as dt
 import json
-import logging
 import os
 import secrets
 import shutil
@@ -27,12 +26,15 @@ from ..errors import (
     ModelNotFoundError,
     OptionError,
     OvchatError,
+    StorageError,
     UnsupportedModelError,
+    disk_problem,
     require,
 )
-from ..modeldir import MANIFEST
+from ..modeldir import EMBEDDING_TASKS, MANIFEST
 from ..progress import Progress, printer
 from ..versions import versions
+from .quiet import capture_nncf_log, quiet_libraries
 from .recipe import Recipe
 
 MANIFEST_FORMAT = 1
@@ -76,24 +78,6 @@ def weight_statistics(xml: Path) -> dict[str, Any]:
     }
 
 
-@contextmanager
-def _capture_nncf_log() -> Iterator[list[str]]:
-    """Keep nncf's own summary lines (the bit-width table) for the manifest."""
-    lines: list[str] = []
-
-    class Keep(logging.Handler):
-        def emit(self, record: logging.LogRecord) -> None:
-            lines.extend(record.getMessage().splitlines())
-
-    logger = logging.getLogger("nncf")
-    handler = Keep(logging.INFO)
-    logger.addHandler(handler)
-    try:
-        yield lines
-    finally:
-        logger.removeHandler(handler)
-
-
 def _source_kind(model: str) -> str:
     p = Path(model).expanduser()
     if p.suffix.lower() == ".gguf":
@@ -113,11 +97,15 @@ def export(
     name: str | None = None,
     progress: Progress | None = None,
     generation: dict[str, Any] | None = None,
+    embedding: dict[str, Any] | None = None,
 ) -> Path:
     """Export `model` (HF id, HF dir or .gguf) to `output_dir`; return the output path.
 
     `generation` overrides fields of the exported generation_config.json (recorded in the
-    manifest). Atomic: the result is built in a sibling temp dir and renamed into place.
+    manifest). For an embedding task (feature-extraction), pooling and normalisation are
+    read from the model; `embedding` overrides them (pooling, normalize, query_instruction,
+    embed_instruction, max_length, matryoshka). Atomic: the result is built in a sibling
+    temp dir and renamed into place.
     """
     recipe = (recipe or Recipe()).validate()
     require("optimum.intel", "export", "exporting a model")
@@ -129,10 +117,34 @@ def export(
         raise ModelNotFoundError(f"{model} does not exist", "check the path to the .gguf file")
     if kind == "dir" and not Path(model).expanduser().is_dir():
         raise ModelNotFoundError(f"{model} is neither a directory nor a .gguf file")
-    out.parent.mkdir(parents=True, exist_ok=True)
-    remove_leftovers(out)
-    with _owned_workdir(out) as work:
-        return _export(model, kind, out, work, recipe, name, say, generation)
+    if embedding and not recipe.task.startswith(EMBEDDING_TASKS):
+        raise OptionError(
+            "pooling and normalisation apply to embedding models only",
+            "export with the task feature-extraction",
+            param="task",
+        )
+    try:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        remove_leftovers(out)
+        with _owned_workdir(out) as work:
+            try:
+                return _export(model, kind, out, work, recipe, name, say, generation, embedding)
+            except Exception as e:
+                _disk(e, out)  # before the work dir goes: a full disk is still full now
+                raise
+    except OSError as e:
+        _disk(e, out)
+        raise
+
+
+def _disk(e: BaseException, out: Path) -> None:
+    """A full or read-only disk is one clear line, not a conversion failure."""
+    why = disk_problem(e)
+    if why is not None and not isinstance(e, StorageError):
+        raise StorageError(
+            f"cannot write the export to {out.parent}: {why}",
+            "free some space, or choose an output directory on another disk",
+        ) from e
 
 
 def _export(
@@ -144,6 +156,7 @@ def _export(
     name: str | None,
     say: Progress,
     generation: dict[str, Any] | None,
+    embedding: dict[str, Any] | None,
 ) -> Path:
     """The export itself, built in `work` (owned by this process)."""
     t0 = time.perf_counter()
@@ -160,7 +173,12 @@ def _export(
         hf_model = str(Path(model).expanduser().resolve())
         source["model"] = hf_model
     ir = work / "ir"
-    with _capture_nncf_log() as nncf_lines:
+    pooling: dict[str, Any] = {}
+    if recipe.task.startswith(EMBEDDING_TASKS):  # read first: a bad setting fails at once
+        from .embedding import embedding_settings
+
+        pooling["embedding"] = embedding_settings(hf_model, embedding)
+    with capture_nncf_log() as nncf_lines:
         _optimum_export(hf_model, ir, recipe, say)
     if generation:
         gc_path = ir / "generation_config.json"
@@ -174,6 +192,7 @@ def _export(
         "source": source,
         "recipe": {"asked": asdict(recipe), "applied": stats},
         "generation_overrides": generation or {},
+        **pooling,
         "nncf_log": [ln for ln in nncf_lines if ln.strip()][-40:],
         "versions": versions(),
         "created": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
@@ -296,7 +315,7 @@ def _optimum_export(model: str, ir: Path, recipe: Recipe, say: Progress) -> None
     )
     say(f"step 2/3: converting to OpenVINO IR ({model})")
     try:
-        _quiet_libraries()
+        quiet_libraries()
         main_export(
             model_name_or_path=model,
             output=ir,
@@ -326,26 +345,6 @@ def _optimum_export(model: str, ir: Path, recipe: Recipe, say: Progress) -> None
     except Exception as e:
         _translate(e, model)
         raise
-
-
-def _quiet_libraries() -> None:
-    """Keep nncf's progress bars, drop tracing warnings and weight-loading bars: they are
-    noise to a user who asked for an export."""
-    import warnings
-
-    import transformers
-
-    warnings.filterwarnings("ignore", category=UserWarning)
-    warnings.filterwarnings("ignore", category=FutureWarning)
-    try:
-        from torch.jit import TracerWarning
-
-        warnings.filterwarnings("ignore", category=TracerWarning)
-    except ImportError:  # pragma: no cover
-        pass
-    transformers.logging.set_verbosity_error()
-    transformers.logging.disable_progress_bar()
-    logging.getLogger("optimum").setLevel(logging.ERROR)
 
 
 def _translate(e: Exception, model: str) -> None:
