@@ -13,9 +13,16 @@ from .errors import OvchatError
 
 VERBS = {
     "export": "export a model (HF id, HF dir or .gguf) to OpenVINO IR",
+    "pull": "export a model into the library, by name",
+    "list": "the models in the library",
+    "show": "one model's manifest: source, recipe, fidelity, template",
+    "rm": "remove models from the library",
+    "cp": "another name for a model (no copy of the weights)",
     "generate": "answer one prompt",
     "chat": "chat in the terminal",
+    "embed": "vectors for texts, from an embedding model",
     "serve": "OpenAI-compatible HTTP server and web chat page",
+    "ps": "what running servers hold",
     "bench": "speed against other engines, side by side",
     "eval": "fidelity of an export against its reference",
 }

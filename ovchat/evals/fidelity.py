@@ -15,6 +15,7 @@ $OVCHAT_HOME/eval) and compares them in one table, with size on disk.
 from __future__ import annotations
 
 import hashlib
+import json
 import math
 import sys
 from collections.abc import Callable, Iterator
@@ -25,7 +26,7 @@ from typing import Any
 from ..convert.recipe import Recipe, recipe_label
 from ..errors import ModelNotFoundError, OptionError, require
 from ..library import resolve
-from ..modeldir import MANIFEST, check_model_dir, dir_size_mb, read_model_info
+from ..modeldir import EVAL_FILE, MANIFEST, dir_size_mb, read_model_info
 from ..paths import home
 from ..progress import Progress, printer
 from .corpus import corpus_windows
@@ -219,7 +220,12 @@ def evaluate(
 
     if max_tokens < 2:
         raise OptionError(f"max_tokens must be at least 2, got {max_tokens}", param="max_tokens")
-    path = check_model_dir(model_dir) if model_dir else resolve(None)
+    path = resolve(model_dir)
+    if read_model_info(path).kind == "embedding":
+        raise OptionError(
+            f"{path.name} is an embedding model; eval measures chat models' next-token fidelity",
+            param="model_dir",
+        )
     ref = reference_dir(path, reference, progress)
     window = max(2, min(window, read_model_info(path).context_length))
     windows = corpus_windows(ref, max_tokens, window)
@@ -261,6 +267,17 @@ def evaluate(
         ],
         targets=_targets(rows),
     )  # fmt: skip
+
+
+def record(result: EvalResult) -> Path | None:
+    """Keep the result next to the export (`ovchat show` reports it); None if it is not
+    writable (an export someone else owns is still evaluated)."""
+    path = Path(result.model) / EVAL_FILE
+    try:
+        path.write_text(json.dumps(result.to_dict(), indent=2) + "\n")
+    except OSError:
+        return None
+    return path
 
 
 def _targets(rows: list[dict[str, Any]]) -> dict[str, Any]:

@@ -60,7 +60,9 @@ def cli_hint(e: OvchatError, flags: Mapping[str, str]) -> str | None:
 
 def add_model_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument(
-        "-m", "--model", help="exported model dir or library name (default: SmolLM2-135M-Instruct)"
+        "-m",
+        "--model",
+        help="library name (name or name:tag) or an export's path (default: smollm2)",
     )
     p.add_argument("-d", "--device", default=DEFAULT_DEVICE, help="CPU, GPU, GPU.0, NPU, AUTO")
     p.add_argument(
@@ -158,3 +160,20 @@ def write_json(data: Any, dest: str) -> None:
         print(text)
     else:
         Path(dest).write_text(text + "\n")
+
+
+def human_size(n: int | float) -> str:
+    """Bytes as people read them: 812 KB, 103 MB, 1.4 GB."""
+    for unit, scale in (("GB", 1 << 30), ("MB", 1 << 20), ("KB", 1 << 10)):
+        if n >= scale:
+            value = n / scale
+            return f"{value:.1f} {unit}" if value < 10 and unit == "GB" else f"{value:.0f} {unit}"
+    return f"{int(n)} B"
+
+
+def print_table(rows: list[list[str]], header: list[str]) -> None:
+    """A plain table, columns padded (no colours: it is often piped)."""
+    table = [header, *rows]
+    widths = [max(len(r[i]) for r in table) for i in range(len(header))]
+    for r in table:
+        print("  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)).rstrip())

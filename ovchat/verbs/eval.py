@@ -12,15 +12,18 @@ from ..evals.fidelity import (
     TARGET_PPL_RATIO,
     TARGET_TOP1,
     evaluate,
+    record,
 )
 from ..evals.report import markdown_table, render_table
 from .cliargs import add_report_arguments, write_json
 
-FLAGS = {"reference": "--reference", "max_tokens": "--max-tokens"}
+FLAGS = {"reference": "--reference", "max_tokens": "--max-tokens", "model_dir": "MODEL"}
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("model_dir", nargs="?", help="exported model dir (default: the default model)")
+    p.add_argument(
+        "model_dir", nargs="?", help="library name or export dir (default: the default model)"
+    )
     p.add_argument("--reference", help="unquantized HF model dir (default: from the manifest)")
     p.add_argument("--recipes", action="store_true", help="also export and compare recipes")
     p.add_argument("--max-tokens", type=int, default=DEFAULT_MAX_TOKENS)
@@ -32,6 +35,7 @@ def main(args: argparse.Namespace) -> int:
     from rich.console import Console
 
     r = evaluate(args.model_dir, args.reference, args.recipes, args.max_tokens, args.window)
+    record(r)  # `ovchat show` reports it
     to_stdout = args.json == "-"
     console = Console(stderr=to_stdout)
     console.print(render_table(r))
