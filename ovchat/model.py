@@ -15,14 +15,15 @@ A `Conversation` (conversation.py) keeps the history and fits it into the contex
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from .engine import CONVERSATION_PROPERTIES, DEFAULT_DEVICE, Chunk, Completion, Engine, Messages
 from .engine.tools import check_tools
-from .errors import OptionError
+from .errors import InvalidModelError, OptionError
 from .library import resolve
+from .modeldir import model_kind
 from .options import GenerationOptions
 
 if TYPE_CHECKING:
@@ -112,6 +113,14 @@ class Model:
 
         return Conversation(self, system=system, options=GenerationOptions(**options))
 
+    def embed(self, texts: str | Sequence[str], **options: Any) -> Any:
+        """Only embedding models embed (see `EmbeddingModel.embed`)."""
+        raise InvalidModelError(
+            f"{self.name} is a chat model: it generates text, it does not embed it",
+            "load an embedding model: one exported with the task feature-extraction",
+            param="model",
+        )
+
     def close(self) -> None:
         """Stop background threads (only the batching backend has any)."""
         self.engine.close()
@@ -129,12 +138,18 @@ class Model:
 
 
 def load(model: str | Path | None = None, device: str = DEFAULT_DEVICE, **properties: Any) -> Model:
-    """Load a model: a library name, an exported dir, or None for the default model
-    (prepared once on first use).
+    """Load a model: a library name (`smollm2`, `smollm2:int8`), an exported dir, or None for
+    the default model (prepared once on first use).
 
     `properties` are OpenVINO properties (e.g. `INFERENCE_PRECISION_HINT="f32"`), on top of
     ovchat's defaults (latency hint, one stream, paged attention so that each turn of a
-    conversation reuses the KV cache of the history it resends).
+    conversation reuses the KV cache of the history it resends). An embedding model gives an
+    `EmbeddingModel`: a Model that embeds (`embed()`) and refuses to generate.
     """
+    path = resolve(model)
+    if model_kind(path) == "embedding":
+        from .embedmodel import Embedder, EmbeddingModel
+
+        return EmbeddingModel(Embedder(path, device=device, properties=properties))
     props = {**CONVERSATION_PROPERTIES, **properties}
-    return Model(Engine(resolve(model), device=device, properties=props))
+    return Model(Engine(path, device=device, properties=props))

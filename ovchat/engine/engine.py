@@ -77,6 +77,12 @@ class Engine:
             )
         self.path = check_model_dir(model_dir)
         self.info = read_model_info(self.path)
+        if self.info.kind == "embedding":
+            raise InvalidModelError(
+                f"{self.info.name} is an embedding model: it embeds text, it does not generate",
+                "embed with it instead: ovchat embed or Model.embed; or load a chat model",
+                param="model",
+            )
         self.device = check_device(device)
         self.backend: Backend = backend
         self.properties = _properties(backend, properties)
