@@ -12,12 +12,15 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from .engine import Engine
 from .engine.embedder import Embedder, Embeddings
 from .errors import InvalidModelError
 from .model import Model
+
+if TYPE_CHECKING:
+    from .conversation import Conversation
 
 __all__ = ["Embedder", "EmbeddingModel", "Embeddings"]
 
@@ -40,6 +43,10 @@ class EmbeddingModel(Model):
     @engine.setter
     def engine(self, value: Engine) -> None:
         raise AttributeError("an EmbeddingModel has no chat engine")
+
+    def chat(self, system: str | None = None, **options: Any) -> Conversation:
+        self.engine  # noqa: B018 - raises: a conversation needs a generating model
+        return super().chat(system, **options)
 
     @property
     def name(self) -> str:

@@ -110,6 +110,61 @@ def build_tiny(kind: str, out: Path) -> Path:
     return out
 
 
+def build_tiny_bert(out: Path) -> Path:
+    """A tiny BERT encoder with a WordPiece tokenizer trained on CPython's docs, saved as a
+    sentence-transformers model (mean pooling, then Normalize) like all-MiniLM-L6-v2."""
+    import json
+
+    import torch
+    from tokenizers import (
+        Tokenizer,
+        decoders,
+        models,
+        normalizers,
+        pre_tokenizers,
+        processors,
+        trainers,
+    )
+    from transformers import BertConfig, BertModel, BertTokenizerFast
+
+    specials = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
+    tok = Tokenizer(models.WordPiece(unk_token="[UNK]"))
+    tok.normalizer = normalizers.BertNormalizer(lowercase=True)
+    tok.pre_tokenizer = pre_tokenizers.BertPreTokenizer()
+    tok.decoder = decoders.WordPiece()
+    trainer = trainers.WordPieceTrainer(vocab_size=1000, special_tokens=specials,
+                                        show_progress=False)  # fmt: skip
+    tok.train_from_iterator(corpus_lines()[:4000], trainer)
+    cls, sep = tok.token_to_id("[CLS]"), tok.token_to_id("[SEP]")
+    tok.post_processor = processors.TemplateProcessing(
+        single="[CLS] $A [SEP]", pair="[CLS] $A [SEP] $B:1 [SEP]:1",
+        special_tokens=[("[CLS]", cls), ("[SEP]", sep)],
+    )  # fmt: skip
+    hf_tok = BertTokenizerFast(
+        tokenizer_object=tok, unk_token="[UNK]", pad_token="[PAD]", cls_token="[CLS]",
+        sep_token="[SEP]", mask_token="[MASK]", model_max_length=TINY_CONTEXT,
+    )  # fmt: skip
+    torch.manual_seed(0)
+    cfg = BertConfig(
+        vocab_size=len(hf_tok), hidden_size=64, intermediate_size=128, num_hidden_layers=2,
+        num_attention_heads=4, max_position_embeddings=TINY_CONTEXT, pad_token_id=0,
+    )  # fmt: skip
+    BertModel(cfg, add_pooling_layer=False).eval().save_pretrained(out)
+    hf_tok.save_pretrained(out)
+    st = "sentence_transformers.models."
+    parts = [("", "Transformer"), ("1_Pooling", "Pooling"), ("2_Normalize", "Normalize")]
+    modules = [
+        {"idx": i, "name": str(i), "path": path, "type": st + kind}
+        for i, (path, kind) in enumerate(parts)
+    ]
+    (out / "modules.json").write_text(json.dumps(modules))
+    (out / "1_Pooling").mkdir()
+    pooling = {"word_embedding_dimension": 64, "pooling_mode_cls_token": False,
+               "pooling_mode_mean_tokens": True, "pooling_mode_max_tokens": False}  # fmt: skip
+    (out / "1_Pooling" / "config.json").write_text(json.dumps(pooling))
+    return out
+
+
 @pytest.fixture(scope="session")
 def tiny_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return tmp_path_factory.mktemp("tiny")
@@ -142,6 +197,11 @@ def _export(hf: Path, fmt: str, root: Path) -> Path:
         )
         _EXPORTS[key] = export(str(hf), root / f"{hf.name}-{fmt}", recipe, progress=lambda s: None)
     return _EXPORTS[key]
+
+
+@pytest.fixture(scope="session")
+def tiny_bert_hf(tiny_root: Path) -> Path:
+    return build_tiny_bert(tiny_root / "bert-hf")
 
 
 @pytest.fixture(scope="session")

@@ -106,3 +106,46 @@ def embedding_settings(source: str, overrides: dict[str, Any] | None = None) -> 
         if isinstance(n, (int, float)) and 0 < n < MAX_SANE_LENGTH:
             out["max_length"] = int(n)
     return out
+
+
+def fold_position_ids(ir: Path) -> bool:
+    """Compute a decoder's `position_ids` inside the graph, from its attention mask.
+
+    optimum-intel exports most decoders for feature-extraction with a `position_ids` input,
+    which openvino-genai's TextEmbeddingPipeline never sets (it feeds input_ids and
+    attention_mask only), so the model would read garbage positions. No library does this
+    fold, hence by hand: positions = max(cumsum(mask) - 1, 0), right for left and right
+    padding. True if the model had the input.
+    """
+    import os
+
+    xml = ir / "openvino_model.xml"
+    tmp = ir / "openvino_model.folded.xml"
+    if not _write_folded(xml, tmp):
+        return False
+    # The weights were memory-mapped from the .bin being replaced: written aside, the model
+    # released (the function returned), then renamed over it.
+    os.replace(tmp.with_suffix(".bin"), xml.with_suffix(".bin"))
+    os.replace(tmp, xml)
+    return True
+
+
+def _write_folded(xml: Path, out: Path) -> bool:
+    import openvino as ov
+    from openvino import opset13 as ops
+
+    model = ov.Core().read_model(str(xml))
+    names = {i.get_any_name(): i for i in model.inputs}
+    if "position_ids" not in names or "attention_mask" not in names:
+        return False
+    param = names["position_ids"].get_node()
+    et = param.get_output_element_type(0)
+    mask = ops.convert(names["attention_mask"].get_node().output(0), et)
+    cum = ops.cumsum(mask, ops.constant(1, ov.Type.i64))
+    positions = ops.maximum(ops.subtract(cum, ops.constant(1, et)), ops.constant(0, et))
+    for target in list(param.output(0).get_target_inputs()):
+        target.replace_source_output(positions.output(0))
+    model.remove_parameter(param)
+    model.validate_nodes_and_infer_types()
+    ov.save_model(model, str(out), compress_to_fp16=False)
+    return True

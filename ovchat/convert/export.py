@@ -180,6 +180,10 @@ def _export(
         pooling["embedding"] = embedding_settings(hf_model, embedding)
     with capture_nncf_log() as nncf_lines:
         _optimum_export(hf_model, ir, recipe, say)
+    if pooling:
+        from .embedding import fold_position_ids
+
+        pooling["embedding"]["folded_position_ids"] = fold_position_ids(ir)
     if generation:
         gc_path = ir / "generation_config.json"
         gc = json.loads(gc_path.read_text()) if gc_path.is_file() else {}
