@@ -44,6 +44,7 @@ MANIFEST_FORMAT = 1
 # over by a dead export and is removed by the next export to the same place.
 PARTIAL = "partial"
 LOCK_SUFFIX = ".lock"
+FULL_DISK_BYTES = 16 << 20  # an export that fails with less free space than this: a full disk
 
 
 def weight_statistics(xml: Path) -> dict[str, Any]:
@@ -138,8 +139,14 @@ def export(
 
 
 def _disk(e: BaseException, out: Path) -> None:
-    """A full or read-only disk is one clear line, not a conversion failure."""
+    """A full or read-only disk is one clear line, not a conversion failure. OpenVINO's
+    writer says only "basic_ios::clear: iostream error" on a full disk, so the disk's free
+    space is looked at too (before the partial export is cleaned up)."""
     why = disk_problem(e)
+    if why is None:
+        with contextlib.suppress(OSError):
+            if shutil.disk_usage(out.parent).free < FULL_DISK_BYTES:
+                why = "the disk is full"
     if why is not None and not isinstance(e, StorageError):
         raise StorageError(
             f"cannot write the export to {out.parent}: {why}",
