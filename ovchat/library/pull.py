@@ -147,11 +147,14 @@ def pull_on_first_use(ref: Ref, progress: Progress | None = None) -> Entry | Non
     say = progress or printer("ovchat")
     if known is not None:
         path = models_dir() / known.dirs.get(tag, f"{ref.name}-{tag}")
-        note = "(about a minute, once)" if tag == known.default_tag else "(once)"
-        say(
-            f"first use of {ref.name}:{tag}: preparing {known.display} from its GGUF "
-            f"(→ OpenVINO {tag}) {note} into {path}"
-        )
+        if tag == known.default_tag:
+            say(
+                f"first run: preparing the default model {known.display} ({ref.name}:{tag}; "
+                f"GGUF → OpenVINO {tag}, about a minute, once) into {path}"
+            )
+        else:
+            say(f"first use of {ref.name}:{tag}: preparing {known.display} (GGUF → OpenVINO "
+                f"{tag}, once) into {path}")  # fmt: skip
         return _pull(
             known.source(), ref.with_tag(tag), recipe_for_tag(known.recipe, tag), force=False,
             say=say, generation=known.generation, display=known.display, known=known,
