@@ -205,6 +205,16 @@ def tiny_bert_hf(tiny_root: Path) -> Path:
 
 
 @pytest.fixture(scope="session")
+def tiny_bert(tiny_bert_hf: Path, tiny_root: Path) -> Path:
+    """The tiny BERT exported as an embedding model (fp32: compared with PyTorch)."""
+    from ovchat.convert.export import export
+    from ovchat.convert.recipe import Recipe
+
+    recipe = Recipe(weight_format="fp32", task="feature-extraction")
+    return export(str(tiny_bert_hf), tiny_root / "bert-fp32", recipe, progress=lambda s: None)
+
+
+@pytest.fixture(scope="session")
 def tiny_export(tiny_root: Path):
     """Call as tiny_export(hf_dir, "int4" | "int8" | "fp16" | "fp32"); cached per session."""
     return lambda hf, fmt: _export(hf, fmt, tiny_root)

@@ -25,11 +25,8 @@ TEXTS = [
 
 
 @pytest.fixture(scope="module")
-def bert_fp32(tiny_bert_hf, tiny_root):
-    from ovchat.convert.export import export
-
-    recipe = Recipe(weight_format="fp32", task="feature-extraction")
-    return export(str(tiny_bert_hf), tiny_root / "bert-fp32", recipe, progress=lambda s: None)
+def bert_fp32(tiny_bert):
+    return tiny_bert
 
 
 @pytest.fixture(scope="module")

@@ -1,12 +1,12 @@
 """The app factory: `create_app(settings, engine=None)` builds one server with no globals.
 
 The OpenAI endpoints are in routes.py, errors in errors.py, the API key and body limit in
-guard.py; here are the lifespan (load and close the engine), /health, /metrics and the page.
+guard.py, the models in pool.py; here are the lifespan (the pool's start and stop), /health,
+/metrics and the page.
 """
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -17,10 +17,12 @@ from fastapi.responses import FileResponse, Response
 from fastapi.staticfiles import StaticFiles
 
 from ..engine import Engine
+from .embeddings import add_embedding_routes
 from .errors import install_error_handlers
 from .guard import Guard
 from .metrics import CONTENT_TYPE
 from .openapi import install_openapi
+from .pool import ReleaseModels
 from .routes import add_openai_routes
 from .settings import ServerSettings
 from .state import ServerState
@@ -30,33 +32,29 @@ STATIC_DIR = Path(__file__).parent / "static"
 
 def create_app(settings: ServerSettings, engine: Engine | None = None) -> FastAPI:
     """The server for `settings`. Pass `engine` to share a loaded one (it is not closed then);
-    otherwise one is loaded (batching backend) when the app starts and closed when it stops.
+    otherwise the models of `settings` (`models`, or `model_dir` alone) are served from a
+    pool: the first loads when the app starts, the others on first use (serve/pool.py).
     """
     server = ServerState(settings, engine=engine)
-    metrics, slots = server.metrics, server.slots
+    metrics, slots, pool = server.metrics, server.slots, server.pool
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        owned = server.engine is None
-        if owned:
-            server.engine = await asyncio.to_thread(settings.load_engine)
-        eng = server.get_engine()
-
-        def held() -> float:
-            status = eng.status()
-            return status.active + status.pending
-
+        # Every loaded chat model's requests and KV-cache bytes, and the fullest KV cache.
         metrics.watch_engine(
-            held, lambda: eng.status().kv_cache_usage, lambda: eng.status().kv_cache_bytes
+            lambda: pool.watch(lambda e: e.status().active + e.status().pending, sum),
+            lambda: pool.watch(lambda e: e.status().kv_cache_usage, max),
+            lambda: pool.watch(lambda e: e.status().kv_cache_bytes, sum),
         )
+        await pool.start()  # loads the default model (an engine passed in is used as is)
         try:
             yield
         finally:
-            if owned:
-                eng.close()
+            await pool.close()  # unloads what the pool loaded; never a passed-in engine
 
     app = FastAPI(title="ovchat", lifespan=lifespan, docs_url=None, redoc_url=None)
     app.add_middleware(Guard, settings=settings, metrics=metrics, routes=app.router.routes)
+    app.add_middleware(ReleaseModels, pool=lambda: pool)
     app.state.server = server
     app.state.metrics = metrics
     app.state.slots = slots
@@ -64,10 +62,10 @@ def create_app(settings: ServerSettings, engine: Engine | None = None) -> FastAP
 
     @app.get("/health")
     async def health() -> dict[str, Any]:
-        eng = server.engine
         return {
-            "status": "ok" if eng is not None else "loading",
-            "model": eng.info.name if eng is not None else None,
+            "status": "ok" if pool.started else "loading",
+            "model": pool.default.id,
+            "models": {s.id: s.state for s in pool.served},
             "running": slots.running,
             "waiting": slots.waiting,
         }
@@ -77,6 +75,7 @@ def create_app(settings: ServerSettings, engine: Engine | None = None) -> FastAP
         return Response(metrics.render(), media_type=CONTENT_TYPE)
 
     add_openai_routes(app, server)
+    add_embedding_routes(app, server)
 
     @app.get("/", include_in_schema=False)
     async def index() -> FileResponse:

@@ -9,6 +9,7 @@ from prometheus_client.exposition import CONTENT_TYPE_LATEST
 
 # Seconds: from a fast tiny model on a free machine to a big model on a busy one.
 TTFT_BUCKETS = (0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60)
+LOAD_BUCKETS = (0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300)
 TPOT_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1)
 CONTENT_TYPE = CONTENT_TYPE_LATEST
 
@@ -56,6 +57,29 @@ class Metrics:
             "share of the KV-cache pool held by requests in the last step (blocks kept only "
             "for the prefix cache are not counted)",
             registry=r,
+        )
+        self.models_loaded = Gauge("ovchat_models_loaded", "models in memory", registry=r)
+        self.model_loads = Counter(
+            "ovchat_model_loads",
+            "model loads by model and outcome (loaded, failed)",
+            ["model", "outcome"],
+            registry=r,
+        )
+        self.model_load_seconds = Histogram(
+            "ovchat_model_load_seconds",
+            "time to load a model (warm-up included), by model",
+            ["model"],
+            buckets=LOAD_BUCKETS,
+            registry=r,
+        )
+        self.model_unloads = Counter(
+            "ovchat_model_unloads",
+            "model unloads by model and reason (lru, keep_alive, shutdown)",
+            ["model", "reason"],
+            registry=r,
+        )
+        self.embedded_tokens = Counter(
+            "ovchat_embedded_tokens", "tokens embedded (/v1/embeddings)", registry=r
         )
 
         self.kv_bytes = Gauge(

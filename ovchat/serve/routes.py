@@ -1,5 +1,5 @@
 """The OpenAI endpoints: POST /v1/chat/completions, POST /v1/completions, POST /v1/responses,
-GET /v1/models.
+GET /v1/models (POST /v1/embeddings is in embeddings.py).
 
 A request flows: shape checked (schema) → GenerationOptions → the engine's planner
 (tokenized once, window and budget checked) → admission → `Engine.astream` → one JSON body
@@ -15,7 +15,7 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse, Response
 
-from ..engine import Plan
+from ..engine import Engine, Plan
 from ..errors import OptionError
 from .admission import CLIENT_GONE, ClientGone
 from .errors import APIError
@@ -30,12 +30,11 @@ from .streaming import GuardedStream, Tracker, collect, sse
 def add_openai_routes(app: FastAPI, server: ServerState) -> None:
     @app.get("/v1/models")
     async def models() -> dict[str, Any]:
-        return {"object": "list", "data": [server.model_card()]}
+        return {"object": "list", "data": server.model_cards()}
 
     @app.get("/v1/models/{name:path}")
     async def model(name: str) -> dict[str, Any]:
-        server.check_model(name)
-        return server.model_card()
+        return server.model_card(name)
 
     @app.post("/v1/chat/completions")
     async def chat(body: ChatRequest, request: Request) -> Response:
@@ -47,19 +46,18 @@ def add_openai_routes(app: FastAPI, server: ServerState) -> None:
 
     @app.post("/v1/responses")
     async def responses(body: ResponsesRequest, request: Request) -> Response:
-        name = server.check_model(body.model)
-        arrived = time.perf_counter()
-        plan = plan_request(server, body)
+        arrived = time.perf_counter()  # loading the model, if it must, counts in its TTFT
+        name, eng = await server.chat_engine(body.model, request)
+        plan = plan_request(server, eng, body)
         shape = ResponsesShape(name, body, plan.tools is not None, plan.options.logprobs)
-        return await run(server, request, plan, shape, body.stream, False, arrived)
+        return await run(server, request, eng, plan, shape, body.stream, False, arrived)
 
 
-def plan_request(server: ServerState, body: Any) -> Plan:
+def plan_request(server: ServerState, eng: Engine, body: Any) -> Plan:
     """Options, tools, tokens, window and budget: the planner's rules, errors as 400s.
 
     `body` is a ChatRequest, a CompletionRequest or a ResponsesRequest: each has
     engine_prompt(), options(), tool_set(), budget() and params()."""
-    eng = server.get_engine()
     try:
         # Inline, not in a thread: genai's step() holds the GIL, so a thread hop costs a step.
         # (A new constraint is compiled here too: ~1 ms, once per distinct schema.)
@@ -78,19 +76,20 @@ def plan_request(server: ServerState, body: Any) -> Plan:
 async def _generate(
     server: ServerState, request: Request, body: ChatRequest | CompletionRequest, chat: bool
 ) -> Response:
-    name = server.check_model(body.model)
-    arrived = time.perf_counter()
-    plan = plan_request(server, body)
+    arrived = time.perf_counter()  # loading the model, if it must, counts in its TTFT
+    name, eng = await server.chat_engine(body.model, request)
+    plan = plan_request(server, eng, body)
     o = plan.options
     top = bool(getattr(body, "top_logprobs", None) or (not chat and body.logprobs))
     kind = ChatShape if chat else CompletionShape
     shape = kind(name, o.n, plan.tools is not None, o.logprobs, top)
-    return await run(server, request, plan, shape, body.stream, body.include_usage(), arrived)
+    return await run(server, request, eng, plan, shape, body.stream, body.include_usage(), arrived)
 
 
 async def run(
     server: ServerState,
     request: Request,
+    eng: Engine,
     plan: Plan,
     shape: Shape,
     stream: bool,
@@ -98,7 +97,6 @@ async def run(
     arrived: float,
 ) -> Response:
     """Admission, then the answer as one JSON body or as server-sent events."""
-    eng = server.get_engine()
     try:
         await server.slots.acquire(request)
     except ClientGone:

@@ -17,8 +17,18 @@ DEFAULT_MAX_WAITING = 64  # requests queued for a slot; one more gets 429
 DEFAULT_MAX_BODY_BYTES = 1 << 20  # 1 MiB: far above any prompt a small context window takes
 DEFAULT_READ_TIMEOUT = 30.0  # seconds for a request's headers, and again for its body
 DEFAULT_MAX_CONNECTIONS = 256  # open connections; one more is answered 503 and closed
+DEFAULT_MAX_LOADED = 2  # models in memory at once; the least recently used idle one unloads
 API_KEY_ENV = "OVCHAT_API_KEY"
 WARMUP_PROMPT = "Hello"  # raw text: one short prefill and one decode step
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    """One model a server serves: the id clients use, its export, other names it answers to."""
+
+    id: str
+    path: Path
+    aliases: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -36,6 +46,10 @@ class ServerSettings:
     prefill_chunk: int = DEFAULT_PREFILL_CHUNK
     read_timeout: float = DEFAULT_READ_TIMEOUT
     max_connections: int = DEFAULT_MAX_CONNECTIONS
+    # Several models (the first is the default); empty: model_dir (or the engine) alone.
+    models: tuple[ModelSpec, ...] = ()
+    max_loaded: int = DEFAULT_MAX_LOADED
+    keep_alive: float | None = None  # seconds idle before a model unloads (None: never)
 
     @staticmethod
     def api_key_from_env() -> str | None:

@@ -1,4 +1,4 @@
-"""What one server holds: its settings, the engine (once loaded), admission and metrics.
+"""What one server holds: its settings, its models (the pool), admission and metrics.
 
 Made by `create_app`, one per app: two apps in one process share nothing.
 """
@@ -8,10 +8,13 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from starlette.requests import Request
+
 from ..engine import Engine
-from .admission import Slots, busy
-from .errors import APIError, echo
+from ..engine.embedder import Embedder
+from .admission import Slots, shutting_down
 from .metrics import Metrics
+from .pool import ModelPool
 from .settings import ServerSettings
 
 
@@ -19,41 +22,41 @@ from .settings import ServerSettings
 class ServerState:
     settings: ServerSettings
     metrics: Metrics = field(default_factory=Metrics)
-    engine: Engine | None = None
+    engine: Engine | None = None  # one model loaded by the caller (create_app's `engine`)
     slots: Slots = field(init=False)
+    pool: ModelPool = field(init=False)
     stopping: bool = False  # shutting down: in-flight answers were ended, nobody is admitted
 
     def __post_init__(self) -> None:
         s = self.settings
         self.slots = Slots(s.max_running, s.max_waiting, self.metrics, lambda: self.stopping)
+        self.pool = ModelPool(s, self.metrics, self.engine)
 
-    def get_engine(self) -> Engine:
-        if self.engine is None:
-            raise busy(503, "the model is still loading", "model_loading")
-        return self.engine
+    async def chat_engine(self, name: str | None, request: Request) -> tuple[str, Engine]:
+        """The served id and the loaded engine of the chat model `name` (None: the default),
+        held until the response has been sent; a 404 for an unknown name, a 400 for an
+        embedding model, a 503 for a model that failed to load."""
+        if self.stopping:  # never load a model for a server on its way out
+            raise shutting_down()
+        engine = await self.pool.acquire(name, "chat", request.scope)
+        return self.pool.find(name).id, engine
+
+    async def embedder(self, name: str | None, request: Request) -> tuple[str, Embedder]:
+        """As `chat_engine`, for an embedding model."""
+        if self.stopping:
+            raise shutting_down()
+        embedder = await self.pool.acquire(name, "embedding", request.scope)
+        return self.pool.find(name).id, embedder
 
     def stop_generating(self) -> None:
         """Shutdown, first step: refuse new requests and end every answer in flight (each
         stream then closes cleanly with an error event and [DONE]; see streaming.py)."""
         self.stopping = True
-        if self.engine is not None:
-            self.engine.cancel_all()
+        for engine in self.pool.engines():
+            engine.cancel_all()
 
-    def check_model(self, name: str | None) -> str:
-        """The served model's name if `name` asks for it (or is absent); else a 404."""
-        eng = self.get_engine()
-        served = eng.info.name
-        # The served name is the export's name; its directory name is accepted as an alias.
-        if name is None or name in (served, eng.info.path.name):
-            return served
-        raise APIError(
-            404,
-            f"The model '{echo(name)}' does not exist; this server serves '{served}'.",
-            param="model",
-            code="model_not_found",
-        )
+    def model_cards(self) -> list[dict[str, Any]]:
+        return [s.card() for s in self.pool.served]
 
-    def model_card(self) -> dict[str, Any]:
-        eng = self.get_engine()
-        created = int(eng.info.path.stat().st_mtime)
-        return {"id": eng.info.name, "object": "model", "created": created, "owned_by": "ovchat"}
+    def model_card(self, name: str) -> dict[str, Any]:
+        return self.pool.find(name).card()

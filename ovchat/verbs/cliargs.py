@@ -58,11 +58,14 @@ def cli_hint(e: OvchatError, flags: Mapping[str, str]) -> str | None:
     return e.hint
 
 
-def add_model_arguments(p: argparse.ArgumentParser) -> None:
+def add_model_arguments(p: argparse.ArgumentParser, many: bool = False) -> None:
+    """-m/--model (repeatable with `many`: `args.model` is then a list or None), -d, -p."""
     p.add_argument(
         "-m",
         "--model",
-        help="library name (name or name:tag) or an export's path (default: smollm2)",
+        action="append" if many else "store",
+        help="library name (name or name:tag) or an export's path (default: smollm2)"
+        + ("; repeat to serve several" if many else ""),
     )
     p.add_argument("-d", "--device", default=DEFAULT_DEVICE, help="CPU, GPU, GPU.0, NPU, AUTO")
     p.add_argument(

@@ -1,7 +1,9 @@
 """`ovchat serve`: an OpenAI-compatible HTTP server (continuous batching) and a web chat page.
 
-Endpoints: POST /v1/chat/completions, POST /v1/completions, GET /v1/models, GET /health,
-GET /metrics (Prometheus), and the chat page at /. The app itself is `ovchat.serve`.
+Endpoints: POST /v1/chat/completions, POST /v1/completions, POST /v1/responses,
+POST /v1/embeddings, GET /v1/models, GET /health, GET /metrics (Prometheus), and the chat
+page at /. Several models (`-m a -m b`, or `--library`) load on first use; the request's
+`model` picks one. The app itself is `ovchat.serve`.
 """
 
 from __future__ import annotations
@@ -9,28 +11,46 @@ from __future__ import annotations
 import argparse
 import socket
 import sys
+from pathlib import Path
 
 from ..engine import DEFAULT_KV_CACHE_GB, DEFAULT_PREFILL_CHUNK
-from ..errors import OptionError
-from ..library import resolve
+from ..errors import ModelNotFoundError, OptionError
+from ..library import lookup
+from ..library.store import list_entries
+from ..modeldir import model_kind, read_model_info
 from ..serve.settings import (
     API_KEY_ENV,
     DEFAULT_HOST,
     DEFAULT_MAX_BODY_BYTES,
     DEFAULT_MAX_CONNECTIONS,
+    DEFAULT_MAX_LOADED,
     DEFAULT_MAX_RUNNING,
     DEFAULT_MAX_WAITING,
     DEFAULT_PORT,
     DEFAULT_READ_TIMEOUT,
+    ModelSpec,
     ServerSettings,
 )
 from .cliargs import add_model_arguments, properties_from_args
 
-FLAGS = {"kv_cache_gb": "--kv-cache-gb", "prefill_chunk": "--prefill-chunk"}
+FLAGS = {
+    "kv_cache_gb": "--kv-cache-gb",
+    "prefill_chunk": "--prefill-chunk",
+    "keep_alive": "--keep-alive",
+    "max_loaded": "--max-loaded",
+}
+DURATION_UNITS = {"s": 1, "m": 60, "h": 3600}
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    add_model_arguments(p)
+    add_model_arguments(p, many=True)
+    p.add_argument("--library", action="store_true", help="serve every model of the library")
+    p.add_argument("--max-loaded", type=int, default=DEFAULT_MAX_LOADED,
+                   help="models in memory at once (%(default)s); the least recently used "
+                   "idle one unloads")  # fmt: skip
+    p.add_argument(
+        "--keep-alive", metavar="TIME", help="unload a model idle this long (300, 5m, 1h; never)"
+    )
     p.add_argument("--host", default=DEFAULT_HOST, help=f"address to bind ({DEFAULT_HOST})")
     p.add_argument(
         "--port", type=int, default=DEFAULT_PORT, help="port (%(default)s; 0: any free port)"
@@ -68,8 +88,14 @@ def settings_from_args(a: argparse.Namespace) -> ServerSettings:
             raise OptionError(f"--{name.replace('_', '-')} must be a positive number")
     if not 0 <= a.port <= 65535:
         raise OptionError(f"--port {a.port} is not a port number")
+    if a.max_loaded < 1:
+        raise OptionError("--max-loaded must be at least 1")
+    specs = model_specs(a.model, a.library)
     return ServerSettings(
-        model_dir=resolve(a.model),
+        model_dir=specs[0].path,
+        models=specs,
+        max_loaded=a.max_loaded,
+        keep_alive=duration(a.keep_alive),
         device=a.device,
         properties=properties_from_args(a),
         host=a.host,
@@ -83,6 +109,51 @@ def settings_from_args(a: argparse.Namespace) -> ServerSettings:
         read_timeout=a.read_timeout,
         max_connections=a.max_connections,
     )
+
+
+def duration(text: str | None) -> float | None:
+    """ "300", "300s", "5m", "1h" → seconds; None stays None."""
+    if text is None:
+        return None
+    t = text.strip().lower()
+    scale = DURATION_UNITS.get(t[-1:], 1)
+    try:
+        value = float(t[:-1] if t[-1:] in DURATION_UNITS else t) * scale
+    except ValueError:
+        value = -1
+    if not 0 < value < float("inf"):
+        raise OptionError(f"--keep-alive {text!r} is not a duration", "e.g. 300, 90s, 5m or 1h")
+    return value
+
+
+def model_specs(models: list[str] | None, library: bool) -> tuple[ModelSpec, ...]:
+    """What the server serves: each -m (a library name or a path; none: the default model),
+    then with `library` every library model. Names that reach the same export are one
+    model answering to all of them; its id is its library name:tag (else its own name)."""
+    wanted: list[str | None] = list(models or [])
+    if library:
+        # Chat models first: with no -m, the first one is the default (the web page's).
+        entries = sorted(list_entries(), key=lambda e: (model_kind(e.dir) != "chat", e.ref))
+        refs = [e.ref for e in entries]
+        if not refs:
+            raise ModelNotFoundError("the library is empty", "add a model: ovchat pull SOURCE NAME")
+        wanted += refs
+    specs: dict[Path, ModelSpec] = {}
+    for name in wanted or [None]:
+        found = lookup(name)
+        info = read_model_info(found.path)
+        aliases = {info.name, found.path.name, *([name] if name else [])}
+        if found.ref:
+            base = found.ref.split(":")[0]
+            if lookup(base).path == found.path:  # the name's default tag
+                aliases.add(base)
+        old = specs.get(found.path)
+        if old is not None:
+            specs[found.path] = ModelSpec(old.id, old.path, tuple(sorted({*old.aliases, *aliases})))
+            continue
+        ident = found.ref or info.name
+        specs[found.path] = ModelSpec(ident, found.path, tuple(sorted(aliases - {ident})))
+    return tuple(specs.values())
 
 
 def _bind(host: str, port: int) -> socket.socket:
@@ -105,24 +176,26 @@ def main(args: argparse.Namespace) -> int:
     from ..serve.server import Server, uvicorn_config
 
     settings = settings_from_args(args)
-    assert settings.model_dir is not None
-    # Load before binding: a bad model or device is one line on stderr, not a server log.
-    engine = settings.load_engine()
+    app = create_app(settings)
+    pool = app.state.server.pool
+    # Load the default model before binding: a bad model or device is one line on stderr,
+    # not a server log. The others load on first use.
+    pool.preload()
     sock = _bind(settings.host, settings.port)
     port = sock.getsockname()[1]
     host = f"[{settings.host}]" if ":" in settings.host else settings.host
     url = f"http://{host}:{port}/"
 
     def ready() -> None:
+        pool.set_url(url)
         auth = " (API key required)" if settings.api_key else ""
-        print(f"ovchat serve: {engine.info.name} ready at {url}{auth}", flush=True)
+        names = ", ".join(s.id for s in pool.served)
+        print(f"ovchat serve: {names} ready at {url}{auth}", flush=True)
 
-    app = create_app(settings, engine)
     server = Server(uvicorn_config(app, settings), app.state.server.stop_generating, ready)
     try:
         server.run(sockets=[sock])
     finally:
-        engine.close()
         sock.close()
         print("ovchat serve: stopped", file=sys.stderr, flush=True)
     # Stopped by a signal: the shell's convention, 128 + its number (Ctrl-C 130, SIGTERM 143).

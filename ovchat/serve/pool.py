@@ -1,0 +1,355 @@
+"""Several models behind one server: the pool.
+
+Each served model loads on first use (in a thread; requests to a model that is loading wait
+for it); past `max_loaded` models in memory the least recently used idle one unloads, and
+so does a model idle for `keep_alive` seconds. A model in use is never unloaded under a
+request, so the limit can be passed for as long as every loaded model is busy. A model that
+fails to load answers its own requests with an OpenAI-shaped 503 (and tries again after
+`LOAD_RETRY_SECONDS`); the others go on serving. What the pool holds is published for
+`ovchat ps` and `ovchat rm` (library/held.py).
+
+Routes ask for `await pool.acquire(name, kind)` and give the model back with `release()`;
+`ReleaseModels` gives back whatever a request still holds once its response has been sent
+(a streamed answer ends long after its route returned).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import dataclasses
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, Literal
+
+from starlette.types import ASGIApp, Receive, Scope, Send
+
+from ..engine import Engine
+from ..engine.embedder import Embedder
+from ..errors import DeviceError, InvalidModelError, OptionError, StorageError
+from ..library.held import Registration
+from ..modeldir import Kind, ModelInfo, read_model_info
+from .errors import APIError, echo
+from .metrics import Metrics
+from .settings import ModelSpec, ServerSettings
+
+log = logging.getLogger("ovchat.serve")
+LOAD_RETRY_SECONDS = 30.0  # a model that failed to load is tried again after this long
+SWEEP_SECONDS = 1.0  # how often idle models are checked against keep_alive
+SCOPE_KEY = "ovchat_models"  # the models a request holds, in its ASGI scope
+State = Literal["unloaded", "loading", "loaded", "failed"]
+# What a failed load says to clients: the kind of problem, never the server's paths.
+LOAD_FAILURES: dict[type[Exception], str] = {
+    InvalidModelError: "its files are not a loadable OpenVINO export",
+    DeviceError: "its device is not available on this server",
+    OptionError: "OpenVINO refused the server's settings for it",
+    StorageError: "the server could not read or write its files",
+}
+
+
+@dataclass(eq=False)
+class Served:
+    """One model of the pool and where it stands."""
+
+    spec: ModelSpec
+    info: ModelInfo
+    state: State = "unloaded"
+    engine: Any = None  # an Engine (chat) or an Embedder (embedding), once loaded
+    pinned: bool = False  # handed to create_app: never unloaded or closed here
+    users: int = 0  # requests holding it now
+    last_used: float = 0.0  # time.time()
+    load_seconds: float | None = None
+    error: str | None = None  # why the last load failed (for clients)
+    failed_at: float = 0.0
+    task: asyncio.Task[None] | None = None  # the load in progress
+
+    @property
+    def id(self) -> str:
+        return self.spec.id
+
+    @property
+    def kind(self) -> Kind:
+        return self.info.kind
+
+    def card(self) -> dict[str, Any]:
+        """GET /v1/models: OpenAI's fields, then ovchat's."""
+        try:
+            created = int(self.spec.path.stat().st_mtime)
+        except OSError:
+            created = 0
+        return {
+            "id": self.id,
+            "object": "model",
+            "created": created,
+            "owned_by": "ovchat",
+            "kind": self.kind,
+            "state": self.state,
+            "context_length": self.info.context_length,
+        }
+
+    def record(self) -> dict[str, Any]:
+        """What `ovchat ps` shows (and GET /v1/models adds to OpenAI's fields)."""
+        return {
+            "id": self.id,
+            "dir": str(self.spec.path),
+            "kind": self.kind,
+            "state": self.state,
+            "load_seconds": None if self.load_seconds is None else round(self.load_seconds, 3),
+            "last_used": self.last_used or None,
+            "in_use": self.users,
+        }
+
+
+class ModelPool:
+    """The models one server serves (the first is the default), loaded as they are asked for."""
+
+    def __init__(
+        self, settings: ServerSettings, metrics: Metrics, engine: Engine | None = None
+    ) -> None:
+        self.settings = settings
+        self.metrics = metrics
+        self.served: list[Served] = []
+        if engine is not None:  # one model, loaded by the caller
+            spec = ModelSpec(engine.info.name, engine.info.path, (engine.info.path.name,))
+            self.served.append(
+                Served(spec, engine.info, "loaded", engine, pinned=True, last_used=time.time())
+            )
+        else:
+            specs = settings.models or self._single(settings)
+            self.served = [Served(s, read_model_info(s.path)) for s in specs]
+        self._names: dict[str, Served] = {}
+        for s in self.served:
+            for name in (s.id, *s.spec.aliases):
+                self._names.setdefault(name, s)
+                self._names.setdefault(name.lower(), s)
+        self.registration: Registration | None = None
+        self.started = False  # the default model was loaded once: the server is ready
+        self._sweeper: asyncio.Task[None] | None = None
+
+    @staticmethod
+    def _single(settings: ServerSettings) -> tuple[ModelSpec, ...]:
+        if settings.model_dir is None:
+            raise ValueError("ServerSettings.model_dir, .models or an engine is needed")
+        info = read_model_info(settings.model_dir)
+        return (ModelSpec(info.name, info.path, (info.path.name,)),)
+
+    # -- finding and holding ----------------------------------------------------------------
+    @property
+    def default(self) -> Served:
+        return self.served[0]
+
+    def find(self, name: str | None) -> Served:
+        """The served model `name` names (None: the default); else a 404."""
+        if name is None:
+            return self.default
+        found = self._names.get(name) or self._names.get(name.lower())
+        if found is None:
+            served = ", ".join(f"'{s.id}'" for s in self.served)
+            raise APIError(
+                404,
+                f"The model '{echo(name)}' does not exist; this server serves {served}.",
+                param="model",
+                code="model_not_found",
+            )
+        return found
+
+    async def acquire(self, name: str | None, kind: Kind, scope: Scope | None = None) -> Any:
+        """The loaded engine of `name` (loading it first, or waiting for its load); it stays
+        loaded until `release()` — done by ReleaseModels for requests that pass `scope`."""
+        s = self.find(name)
+        if s.kind != kind:
+            does = "embeds text" if s.kind == "embedding" else "generates text"
+            use = "/v1/embeddings" if s.kind == "embedding" else "the chat or completion endpoints"
+            raise APIError(
+                400,
+                f"The model '{s.id}' is {'an' if s.kind == 'embedding' else 'a'} {s.kind} "
+                f"model: it {does}; use it with {use}.",
+                param="model",
+                code="model_not_supported",
+            )
+        s.users += 1
+        try:
+            engine = await self._ready(s)
+        except BaseException:
+            s.users -= 1
+            raise
+        s.last_used = time.time()
+        if scope is not None:
+            scope.setdefault(SCOPE_KEY, []).append(s)
+        return engine
+
+    def release(self, s: Served) -> None:
+        s.users -= 1
+        s.last_used = time.time()
+        if self._over_limit():
+            asyncio.get_running_loop().create_task(self._make_room())
+
+    def release_scope(self, scope: Scope) -> None:
+        for s in scope.pop(SCOPE_KEY, []):
+            self.release(s)
+
+    # -- loading and unloading ----------------------------------------------------------------
+    async def _ready(self, s: Served) -> Any:
+        while True:
+            if s.state == "loaded":
+                return s.engine
+            if s.state == "failed" and time.time() - s.failed_at < LOAD_RETRY_SECONDS:
+                raise self._failure(s)
+            if s.task is None:  # unloaded, or failed long enough ago: load it
+                s.state = "loading"
+                self._publish()
+                s.task = asyncio.get_running_loop().create_task(self._load_task(s))
+            # shielded: a client that leaves does not stop the load the others wait for
+            await asyncio.shield(s.task)
+
+    async def _load_task(self, s: Served) -> None:
+        try:
+            await self._make_room(keep=s)
+            t0 = time.perf_counter()
+            try:
+                engine = await asyncio.to_thread(self.load, s)
+            except Exception as e:
+                s.state, s.failed_at = "failed", time.time()
+                s.error = next(
+                    (why for cls, why in LOAD_FAILURES.items() if isinstance(e, cls)),
+                    f"loading failed ({type(e).__name__})",
+                )
+                log.error("model %s failed to load: %s", s.id, e)
+                self.metrics.model_loads.labels(s.id, "failed").inc()
+                return
+            s.engine, s.state, s.error = engine, "loaded", None
+            s.load_seconds = time.perf_counter() - t0
+            self.metrics.model_loads.labels(s.id, "loaded").inc()
+            self.metrics.model_load_seconds.labels(s.id).observe(s.load_seconds)
+            log.info("model %s loaded in %.1f s", s.id, s.load_seconds)
+        finally:
+            s.task = None
+            self._publish()
+
+    def load(self, s: Served) -> Any:
+        """Load `s`'s engine now (blocking): the batching Engine for chat models (warmed up),
+        an Embedder for embedding models."""
+        st = self.settings
+        if s.kind == "embedding":
+            return Embedder(s.spec.path, device=st.device, properties=st.properties)
+        return dataclasses.replace(st, model_dir=s.spec.path).load_engine()
+
+    def preload(self) -> None:
+        """Load the default model before serving (the CLI: a bad model is one line on stderr,
+        not a server log). Raises the library's error."""
+        s = self.default
+        if s.state == "loaded":
+            return
+        t0 = time.perf_counter()
+        s.engine, s.state = self.load(s), "loaded"
+        s.load_seconds = time.perf_counter() - t0
+        s.last_used = time.time()
+        self.metrics.model_loads.labels(s.id, "loaded").inc()
+        self.metrics.model_load_seconds.labels(s.id).observe(s.load_seconds)
+
+    def _loaded(self) -> list[Served]:
+        return [s for s in self.served if s.state in ("loaded", "loading")]
+
+    def _over_limit(self) -> bool:
+        return len(self._loaded()) > self.settings.max_loaded
+
+    async def _make_room(self, keep: Served | None = None) -> None:
+        """Unload the least recently used idle models until the limit holds (a model that is
+        loading counts as loaded)."""
+        while len(self._loaded()) > max(self.settings.max_loaded, 1):
+            idle = [s for s in self._loaded() if s.state == "loaded" and s.users == 0]
+            idle = [s for s in idle if not s.pinned and s is not keep]
+            if not idle:
+                return  # every loaded model is busy: unload later, when one is released
+            await self._unload(min(idle, key=lambda s: s.last_used), "lru")
+
+    async def _unload(self, s: Served, why: str) -> None:
+        engine, s.engine, s.state = s.engine, None, "unloaded"
+        self.metrics.model_unloads.labels(s.id, why).inc()
+        log.info("model %s unloaded (%s)", s.id, why)
+        self._publish()
+        await asyncio.to_thread(engine.close)
+
+    async def sweep(self) -> None:
+        """keep_alive: unload models idle for longer than that (runs for the app's life)."""
+        keep_alive = self.settings.keep_alive
+        while keep_alive is not None:
+            await asyncio.sleep(min(SWEEP_SECONDS, keep_alive))
+            now = time.time()
+            for s in self.served:
+                idle = s.state == "loaded" and s.users == 0 and not s.pinned
+                if idle and now - s.last_used >= keep_alive:
+                    await self._unload(s, "keep_alive")
+
+    def _failure(self, s: Served) -> APIError:
+        return APIError(
+            503,
+            f"The model '{s.id}' could not be loaded: {s.error}. The server log has the "
+            f"details; it is tried again {LOAD_RETRY_SECONDS:.0f} s after the failure.",
+            param="model",
+            code="model_load_failed",
+        )
+
+    # -- the server's life ----------------------------------------------------------------------
+    async def start(self) -> None:
+        """Publish what this server holds; load the default model (requests wait for it);
+        start the keep-alive sweeper."""
+        self.registration = Registration()
+        self._publish()
+        if self.settings.keep_alive is not None:
+            self._sweeper = asyncio.get_running_loop().create_task(self.sweep())
+        s = self.default
+        s.users += 1  # held while loading: the sweeper and the LRU leave it alone
+        try:
+            await self._ready(s)
+        except APIError as e:
+            raise RuntimeError(f"the default model failed to load: {s.error}") from e
+        finally:
+            s.users -= 1
+        self.started = True
+
+    async def close(self) -> None:
+        if self._sweeper is not None:
+            self._sweeper.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._sweeper
+        for s in self.served:
+            if s.state == "loaded" and not s.pinned:
+                await self._unload(s, "shutdown")
+        if self.registration is not None:
+            self.registration.close()
+
+    def set_url(self, url: str) -> None:
+        if self.registration is not None:
+            self.registration.update(url=url)
+
+    def _publish(self) -> None:
+        self.metrics.models_loaded.set(sum(s.state == "loaded" for s in self.served))
+        if self.registration is not None:
+            self.registration.update([s.record() for s in self.served])
+
+    # -- what the engines hold, for the metrics ------------------------------------------------
+    def engines(self) -> list[Engine]:
+        return [s.engine for s in self.served if s.state == "loaded" and s.kind == "chat"]
+
+    def watch(self, fn: Callable[[Engine], float], combine: Callable[..., float]) -> float:
+        values = [fn(e) for e in self.engines()]
+        return float(combine(values)) if values else 0.0
+
+
+class ReleaseModels:
+    """ASGI middleware: once a response has been sent (a stream included), give back the
+    models its request acquired."""
+
+    def __init__(self, app: ASGIApp, pool: Callable[[], ModelPool]) -> None:
+        self.app = app
+        self.pool = pool
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        try:
+            await self.app(scope, receive, send)
+        finally:
+            if scope.get(SCOPE_KEY):
+                self.pool().release_scope(scope)
