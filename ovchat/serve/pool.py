@@ -127,6 +127,7 @@ class ModelPool:
         self.registration: Registration | None = None
         self.started = False  # the default model was loaded once: the server is ready
         self._sweeper: asyncio.Task[None] | None = None
+        self._tasks: set[asyncio.Task[None]] = set()
 
     @staticmethod
     def _single(settings: ServerSettings) -> tuple[ModelSpec, ...]:
@@ -184,7 +185,9 @@ class ModelPool:
         s.users -= 1
         s.last_used = time.time()
         if self._over_limit():
-            asyncio.get_running_loop().create_task(self._make_room())
+            task = asyncio.get_running_loop().create_task(self._make_room())
+            self._tasks.add(task)  # held: the loop keeps only weak references to tasks
+            task.add_done_callback(self._tasks.discard)
 
     def release_scope(self, scope: Scope) -> None:
         for s in scope.pop(SCOPE_KEY, []):
@@ -270,7 +273,16 @@ class ModelPool:
         self.metrics.model_unloads.labels(s.id, why).inc()
         log.info("model %s unloaded (%s)", s.id, why)
         self._publish()
-        await asyncio.to_thread(engine.close)
+        # Closed (its step thread joined) off the loop, but freed on the loop's thread: an
+        # OpenVINO pipeline freed by an executor thread crashed the process at exit now and
+        # then (SIGSEGV in about 1 run of 6). At shutdown, both here.
+        box = [engine]
+        del engine
+        if why == "shutdown":
+            box[0].close()
+        else:
+            await asyncio.to_thread(lambda: box[0].close())
+        box.clear()
 
     async def sweep(self) -> None:
         """keep_alive: unload models idle for longer than that (runs for the app's life)."""
