@@ -10,6 +10,7 @@ import os
 import shutil
 import subprocess
 import sys
+import threading
 from pathlib import Path
 
 import pytest
@@ -74,6 +75,22 @@ def test_a_recipe_tag_is_pulled_on_first_use(lib, capsys):
     r = run_main(capsys, "generate", "hi", "-m", "tiny:int8", "-n", "2", "-t", "0")
     assert r.returncode == 0 and "first use" not in r.stderr  # pulled once
     assert ovchat.resolve("tiny") == Path(rows["tiny:int4"]["path"])  # the default tag
+
+
+def test_two_first_uses_at_once_make_one_export(lib):
+    said: list[list[str]] = [[], []]
+    paths: list[Path] = []
+
+    def use(i: int) -> None:
+        paths.append(ovchat.resolve("tiny:fp16", progress=said[i].append))
+
+    threads = [threading.Thread(target=use, args=(i,)) for i in range(2)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(300)
+    assert len(paths) == 2 and paths[0] == paths[1]
+    assert sum(any(m.startswith("done in") for m in s) for s in said) == 1, said
 
 
 def test_mistakes_are_one_line(lib, tiny_llama_hf, capsys):

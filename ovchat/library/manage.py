@@ -74,7 +74,7 @@ def show_model(model: str) -> dict[str, Any]:
     """The whole story of one model: entry, manifest, fidelity, template, generation."""
     found = lookup(model) if looks_like_path(model) else None
     if found is None:
-        entry = find_entry(parse_ref(model))
+        entry = find_entry(parse_ref(model), pull=False)
         path, base = entry.dir, describe(entry)
     else:
         path = found.path

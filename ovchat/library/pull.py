@@ -79,6 +79,7 @@ def _pull(
     embedding: dict[str, Any] | None = None,
     display: str | None = None,
     known: KnownModel | None = None,
+    first_use: bool = False,
 ) -> Entry:
     require("optimum.intel", "export", f"pulling {ref}")
     from ..convert.export import export
@@ -93,6 +94,8 @@ def _pull(
             if old is not None and not force:
                 if known is not None and known.complete(old.dir):
                     return old  # another process pulled it while we waited
+                if first_use and old.dir.is_dir():
+                    return old  # the same, for a model pulled from its recorded source
                 if known is None:
                     raise OptionError(
                         f"{ref} is already in the library", "replace it with force=True",
@@ -167,7 +170,7 @@ def pull_on_first_use(ref: Ref, progress: Progress | None = None) -> Entry | Non
     return _pull(
         source, ref.with_tag(tag), recipe_for_tag(base, tag), force=False, say=say,
         generation=manifest.get("generation_overrides") or None,
-        embedding=_embedding_overrides(manifest), display=manifest.get("name"),
+        embedding=_embedding_overrides(manifest), display=manifest.get("name"), first_use=True,
     )  # fmt: skip
 
 

@@ -52,8 +52,9 @@ def lookup(model: str | Path | None, progress: Progress | None = None) -> Resolv
     return Resolved(check_model_dir(entry.dir), entry.ref)
 
 
-def find_entry(ref: Ref, progress: Progress | None = None) -> Entry:
-    """The library entry for `ref`, pulled first if it is a known source's recipe tag."""
+def find_entry(ref: Ref, progress: Progress | None = None, pull: bool = True) -> Entry:
+    """The library entry for `ref`, pulled first (unless not `pull`) if it is a recipe tag
+    of a model whose source is known."""
     known = KNOWN.get(ref.name)
     if known is not None and ref.tag is None:
         ref = ref.with_tag(known.default_tag)
@@ -72,7 +73,7 @@ def find_entry(ref: Ref, progress: Progress | None = None) -> Entry:
                 f"remove it (ovchat rm {entry.ref}) and pull it again",
             )
         return entry
-    pulled = pull_on_first_use(ref, progress)
+    pulled = pull_on_first_use(ref, progress) if pull else None
     if pulled is None:
         raise _unknown(str(ref))
     return pulled
