@@ -120,10 +120,11 @@ class ModelPool:
             specs = settings.models or self._single(settings)
             self.served = [Served(s, read_model_info(s.path)) for s in specs]
         self._names: dict[str, Served] = {}
-        for s in self.served:
-            for name in (s.id, *s.spec.aliases):
-                self._names.setdefault(name, s)
-                self._names.setdefault(name.lower(), s)
+        for names in ([(s.id, s) for s in self.served],  # ids win over other models' aliases
+                      [(a, s) for s in self.served for a in s.spec.aliases]):  # fmt: skip
+            for name, served in names:
+                self._names.setdefault(name, served)
+                self._names.setdefault(name.lower(), served)
         self.registration: Registration | None = None
         self.started = False  # the default model was loaded once: the server is ready
         self._sweeper: asyncio.Task[None] | None = None
