@@ -64,7 +64,7 @@ def create_app(settings: ServerSettings, engine: Engine | None = None) -> FastAP
     async def health() -> dict[str, Any]:
         return {
             "status": "ok" if pool.started else "loading",
-            "model": pool.default.id,
+            "model": pool.default.id if pool.served else None,
             "models": {s.id: s.state for s in pool.served},
             "running": slots.running,
             "waiting": slots.waiting,

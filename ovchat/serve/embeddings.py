@@ -14,17 +14,18 @@ import struct
 from typing import Any, Literal
 
 from fastapi import FastAPI, Request
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import ConfigDict, Field
 
 from ..errors import OptionError
 from .admission import CLIENT_GONE, ClientGone
 from .errors import APIError
+from .requestmodel import RequestModel
 from .state import ServerState
 
 MAX_INPUTS = 2048  # as OpenAI
 
 
-class EmbeddingRequest(BaseModel):
+class EmbeddingRequest(RequestModel):
     model_config = ConfigDict(extra="ignore", strict=True)
 
     input: str | list[str] | list[int] | list[list[int]]

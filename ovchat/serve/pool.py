@@ -116,7 +116,7 @@ class ModelPool:
             self.served.append(
                 Served(spec, engine.info, "loaded", engine, pinned=True, last_used=time.time())
             )
-        else:
+        else:  # none at all is allowed until start() (an app made for its OpenAPI document)
             specs = settings.models or self._single(settings)
             self.served = [Served(s, read_model_info(s.path)) for s in specs]
         self._names: dict[str, Served] = {}
@@ -133,7 +133,7 @@ class ModelPool:
     @staticmethod
     def _single(settings: ServerSettings) -> tuple[ModelSpec, ...]:
         if settings.model_dir is None:
-            raise ValueError("ServerSettings.model_dir, .models or an engine is needed")
+            return ()
         info = read_model_info(settings.model_dir)
         return (ModelSpec(info.name, info.path, (info.path.name,)),)
 
@@ -309,6 +309,8 @@ class ModelPool:
     async def start(self) -> None:
         """Publish what this server holds; load the default model (requests wait for it);
         start the keep-alive sweeper."""
+        if not self.served:
+            raise ValueError("ServerSettings.model_dir, .models or an engine is needed")
         self.registration = Registration()
         self._publish()
         if self.settings.keep_alive is not None:
