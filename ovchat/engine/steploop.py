@@ -23,6 +23,8 @@ from ..errors import EngineError
 from .streamer import TokenCounter
 from .types import EngineStatus
 
+STOP_STEPS = 4  # steps allowed at close for genai to free cancelled requests' blocks
+
 
 @dataclass
 class _Request:
@@ -108,6 +110,20 @@ class StepLoop:
                 self._fail_all(e)
             raise
 
+    def _release_handles(self) -> None:
+        """Cancel genai's requests and step once more, so its scheduler frees their KV-cache
+        blocks before the pipeline is destroyed (else genai logs leaked blocks at exit)."""
+        for req in self._active.values():
+            if req.handle is not None:
+                req.handle.cancel()
+        for _ in range(STOP_STEPS):
+            try:
+                if not self.pipe.has_non_finished_requests():
+                    break
+                self.pipe.step()
+            except Exception:  # closing anyway: what is left is genai's to free
+                break
+
     def _fail_all(self, error: BaseException) -> None:
         """End every request held (called with the lock held or from the loop thread)."""
         reqs = [*self._new, *self._active.values()]
@@ -125,6 +141,7 @@ class StepLoop:
                 while not self._stopped and not self._new and not self._active:
                     self._cv.wait()
                 if self._stopped:
+                    self._release_handles()
                     self._fail_all(EngineError("the engine was closed during generation"))
                     return
                 new, self._new = self._new, []
