@@ -31,6 +31,7 @@ log = logging.getLogger("ovchat.serve")
 PROXY_CALLBACK = "ovchat.serve.ray_proxy:middlewares"
 PROXY_CALLBACK_ENV = "RAY_SERVE_HTTP_PROXY_CALLBACK_IMPORT_PATH"
 ATTEMPTS = 2  # a request that got nothing back is sent once more
+ATTEMPT_HEADER = b"x-ovchat-attempt"  # on an answer that took more than one attempt
 MAX_REPLAY_BYTES = 4 << 20  # bodies up to this are kept for a retry (ovchat takes 1 MiB)
 FAILED = error_body(
     503,
@@ -47,8 +48,9 @@ def middlewares() -> list[Middleware]:
 class _Watch:
     """What the app sent back: whether an answer started, ended, and as what."""
 
-    def __init__(self, send: Any) -> None:
+    def __init__(self, send: Any, attempt: int = 1) -> None:
         self.send = send
+        self.attempt = attempt
         self.started = False
         self.ended = False
         self.event_stream = False
@@ -58,6 +60,9 @@ class _Watch:
             self.started = True
             headers = dict(message.get("headers") or [])
             self.event_stream = headers.get(b"content-type", b"").startswith(b"text/event-stream")
+            if self.attempt > 1:
+                extra = [(ATTEMPT_HEADER, str(self.attempt).encode())]
+                message = {**message, "headers": [*message.get("headers", []), *extra]}
         elif message["type"] == "http.response.body" and not message.get("more_body", False):
             self.ended = True
         await self.send(message)
@@ -73,7 +78,7 @@ class ReplicaFailures:
             return
         replay = _Replay(receive)
         for attempt in range(1, ATTEMPTS + 1):
-            watch = _Watch(send)
+            watch = _Watch(send, attempt)
             try:
                 await self.app(scope, replay.receive if attempt > 1 else replay.record, watch)
             except Exception:
