@@ -13,6 +13,10 @@ crash: `--ray --replicas 2` under CRASH_STREAMS closed-loop streams for --second
 
     .venv/bin/python benchmarks/ray_bench.py overhead --json ray_overhead.json
     .venv/bin/python benchmarks/ray_bench.py crash --json ray_crash.json
+autoscale: `--ray --autoscale 1:2`, idle, then --streams closed-loop streams for --seconds,
+  then idle again: the replicas running (processes, and in /metrics) every second.
+
+    .venv/bin/python benchmarks/ray_bench.py autoscale --streams 16 --seconds 60
 """
 
 from __future__ import annotations
@@ -51,6 +55,7 @@ KILL_AT = 20.0
 WINDOW = 5.0
 RECOVERED = 0.8
 REPLICA_TITLE = "ServeReplica:ovchat:ovchat"
+DOWNSCALE_DELAY_S = 60.0  # ovchat.serve.ray_app's
 
 
 def stop(proc: Any) -> None:
@@ -220,18 +225,66 @@ def crash(a: argparse.Namespace) -> dict[str, Any]:
     return result
 
 
+def autoscale(a: argparse.Namespace) -> dict[str, Any]:
+    proc, url = start_server(a.model, max(LEVELS), ["--ray", "--autoscale", "1:2"])
+    timeline: list[dict[str, Any]] = []
+    t0 = time.perf_counter()
+
+    async def watch(until: float) -> None:
+        while time.perf_counter() - t0 < until:
+            text = (await asyncio.to_thread(httpx.get, f"{url}/metrics", timeout=30)).text
+            loaded = len(re.findall(r"ovchat_models_loaded\{replica=\"[^\"]+\"\} 1\.0", text))
+            t = round(time.perf_counter() - t0, 1)
+            timeline.append({"t": t, "processes": len(replica_pids(proc.pid)), "loaded": loaded})
+            await asyncio.sleep(1)
+
+    async def load() -> dict[str, Any]:
+        await asyncio.sleep(a.kill_at)  # idle first
+        n = a.streams * REQUESTS_PER_STREAM * 100  # more than --seconds can finish: cut below
+        task = asyncio.ensure_future(run_level(url, a.streams, n, a.max_tokens, model))
+        await asyncio.sleep(a.seconds)
+        task.cancel()
+        return {"load_from": a.kill_at, "load_until": a.kill_at + a.seconds}
+
+    try:
+        model = httpx.get(f"{url}/v1/models").json()["data"][0]["id"]
+        total = a.kill_at + a.seconds + DOWNSCALE_DELAY_S + 20  # and back to one
+
+        async def both() -> dict[str, Any]:
+            got = await asyncio.gather(watch(total), load(), return_exceptions=True)
+            return got[1] if isinstance(got[1], dict) else {}
+
+        span = asyncio.run(both())
+    finally:
+        stop(proc)
+    first_two = next((p["t"] for p in timeline if p["loaded"] >= 2), None)
+    print(" ".join(f"{p['t']:.0f}s:{p['processes']}/{p['loaded']}" for p in timeline))
+    end = span.get("load_until") or 0
+    back_to_one = next((p["t"] for p in timeline if p["t"] > end and p["processes"] == 1), None)
+    print(f"load {span.get('load_from')}-{end} s; two replicas serving at {first_two} s; "
+          f"one again at {back_to_one} s")  # fmt: skip
+    return {
+        "streams": a.streams,
+        **span,
+        "two_replicas_at": first_two,
+        "one_replica_again_at": back_to_one,
+        "timeline": timeline,
+    }
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
-    ap.add_argument("what", choices=["overhead", "crash"])
+    ap.add_argument("what", choices=["overhead", "crash", "autoscale"])
     ap.add_argument("-m", "--model", help="exported model dir (default: the default model)")
     ap.add_argument("--max-tokens", type=int, default=128)
     ap.add_argument("--streams", type=int, default=CRASH_STREAMS, help="crash: streams")
     ap.add_argument("--seconds", type=float, default=CRASH_SECONDS, help="crash: duration")
-    ap.add_argument("--kill-at", type=float, default=KILL_AT, help="crash: when to kill")
+    ap.add_argument("--kill-at", type=float, default=KILL_AT,
+                    help="crash: when to kill; autoscale: when the load starts")  # fmt: skip
     ap.add_argument("--json", help="where to write the results")
     a = ap.parse_args()
     load_before = os.getloadavg()
-    result = overhead(a) if a.what == "overhead" else crash(a)
+    result = {"overhead": overhead, "crash": crash, "autoscale": autoscale}[a.what](a)
     result = {
         "what": a.what,
         "max_tokens": a.max_tokens,
