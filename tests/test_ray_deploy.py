@@ -142,3 +142,82 @@ def test_merge_labels_every_sample_with_its_replica():
     assert 'replica="r2",status="200"} 2.0' in text
     assert 'ovchat_time_to_first_token_seconds_count{replica="r2"} 1.0' in text
     assert text.count("# TYPE ovchat_requests_total counter") == 1
+
+
+def _call_proxy(inner, body: bytes = b'{"x": 1}', disconnect: bool = False):
+    """Run ReplicaFailures around `inner` (a stand-in for Ray's proxy app) for one POST."""
+    import asyncio
+
+    sent: list[dict] = []
+    incoming = [{"type": "http.request", "body": body, "more_body": False}]
+    if disconnect:
+        incoming.append({"type": "http.disconnect"})
+
+    async def receive() -> dict:
+        return incoming.pop(0) if incoming else {"type": "http.disconnect"}
+
+    async def send(message: dict) -> None:
+        sent.append(message)
+
+    scope = {"type": "http", "method": "POST", "path": "/v1/chat/completions", "headers": []}
+    asyncio.run(ray_proxy.ReplicaFailures(inner)(scope, receive, send))
+    return sent
+
+
+def test_proxy_sends_a_request_that_got_nothing_once_more():
+    bodies: list[bytes] = []
+
+    async def inner(scope, receive, send):
+        bodies.append((await receive())["body"])
+        if len(bodies) == 1:
+            return  # what Serve's proxy does when the replica died before answering
+        await send({"type": "http.response.start", "status": 200, "headers": []})
+        await send({"type": "http.response.body", "body": b"{}"})
+
+    sent = _call_proxy(inner)
+    assert bodies == [b'{"x": 1}', b'{"x": 1}']  # the same body, read again
+    assert sent[0]["status"] == 200
+    assert (ray_proxy.ATTEMPT_HEADER, b"2") in sent[0]["headers"]
+
+
+def test_proxy_answers_503_in_openai_shape_when_both_attempts_fail():
+    import json
+
+    calls = []
+
+    async def inner(scope, receive, send):
+        calls.append(await receive())
+        raise RuntimeError("actor died at 10.0.0.7")
+
+    sent = _call_proxy(inner)
+    assert len(calls) == ray_proxy.ATTEMPTS
+    assert sent[0]["status"] == 503
+    body = json.loads(sent[1]["body"])
+    assert body["error"]["code"] == "replica_failed" and "10.0.0.7" not in sent[1]["body"].decode()
+
+
+def test_proxy_never_resends_for_a_client_that_left():
+    calls = []
+
+    async def inner(scope, receive, send):
+        calls.append(await receive())
+        await receive()  # Serve watches for the disconnect, then gives up unanswered
+
+    _call_proxy(inner, disconnect=True)
+    assert len(calls) == 1
+
+
+def test_proxy_ends_a_cut_stream_with_an_error_event():
+    async def inner(scope, receive, send):
+        await receive()
+        headers = [(b"content-type", b"text/event-stream; charset=utf-8")]
+        await send({"type": "http.response.start", "status": 200, "headers": headers})
+        await send({"type": "http.response.body", "body": b"data: {}\n\n", "more_body": True})
+        # ...and the replica dies: Serve's proxy returns without ending the body.
+
+    sent = _call_proxy(inner)
+    last = sent[-1]
+    assert not last.get("more_body", False)
+    assert b'"code": "replica_failed"' in last["body"]
+    assert last["body"].endswith(b"data: [DONE]\n\n")
+    assert len([m for m in sent if m["type"] == "http.response.start"]) == 1  # no second try

@@ -81,17 +81,27 @@ class MetricsFeed:
         self.app_name = app_name
         self.replica = replica
         self.render = render
+        self._board: Any = None
+
+    async def _call(self, method: str, *args: Any) -> Any:
+        if self._board is None:
+            self._board = board(self.app_name)
+        try:
+            return await getattr(self._board, method).remote(*args)
+        except Exception:
+            self._board = None  # the board is gone (killed, its node lost): find it again
+            raise
 
     async def push(self) -> None:
-        await board(self.app_name).put.remote(self.replica, self.render().decode())
+        await self._call("put", self.replica, self.render().decode())
 
     async def drop(self) -> None:
-        await board(self.app_name).drop.remote(self.replica)
+        await self._call("drop", self.replica)
 
     async def everyone(self) -> bytes:
         try:
             await self.push()  # this replica's own numbers are never stale
-            texts = await board(self.app_name).live.remote(STALE_SECONDS)
+            texts = await self._call("live", STALE_SECONDS)
         except Exception:  # no board (being restarted): this replica's own, still labelled
             texts = {self.replica: self.render().decode()}
         return merge(texts)
