@@ -16,7 +16,7 @@ from .settings import ServerSettings
 
 APP_NAME = "ovchat"
 # The local instance: no dashboard (a web UI and ~150 MB nobody asked for); Ray's metrics
-# agent still exports ray_serve_* metrics on this port (RAY_METRICS_PORT to change it).
+# agent still exports ray_serve_* metrics on this port if free (RAY_METRICS_PORT to choose).
 DEFAULT_RAY_METRICS_PORT = 8080
 
 
@@ -38,13 +38,28 @@ def start_ray(address: str | None, replicas: int) -> None:
         ray.init(address=address, log_to_driver=False)
         return
     cpus = max(os.cpu_count() or 1, replicas)  # each replica reserves one CPU (REPLICA_CPUS)
-    port = int(os.environ.get("RAY_METRICS_PORT", DEFAULT_RAY_METRICS_PORT))
+    port = metrics_port()
     ray.init(
+        address="local",  # a new instance, never another process's (ray.init would join it)
         num_cpus=cpus,
         include_dashboard=False,
         log_to_driver=False,
         _metrics_export_port=port,
     )
+    print(f"ovchat serve: Ray's metrics at http://127.0.0.1:{port}/metrics", file=sys.stderr)
+
+
+def metrics_port() -> int:
+    """RAY_METRICS_PORT, else DEFAULT_RAY_METRICS_PORT if it is free, else any free port."""
+    if "RAY_METRICS_PORT" in os.environ:
+        return int(os.environ["RAY_METRICS_PORT"])
+    with socket.socket() as s:
+        try:
+            s.bind(("127.0.0.1", DEFAULT_RAY_METRICS_PORT))
+            return DEFAULT_RAY_METRICS_PORT
+        except OSError:
+            pass
+    return free_port("127.0.0.1")
 
 
 def run(
