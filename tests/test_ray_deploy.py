@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import importlib
 import re
+import sys
 from importlib import metadata
 from pathlib import Path
 
@@ -221,3 +222,14 @@ def test_proxy_ends_a_cut_stream_with_an_error_event():
     assert b'"code": "replica_failed"' in last["body"]
     assert last["body"].endswith(b"data: [DONE]\n\n")
     assert len([m for m in sent if m["type"] == "http.response.start"]) == 1  # no second try
+
+
+def test_ray_without_the_extra_says_what_to_install(capsys, tiny_llama, monkeypatch):
+    gone = [m for m in sys.modules if m == "ray" or m.startswith(("ray.", "ovchat.serve.ray"))]
+    for name in gone:
+        monkeypatch.delitem(sys.modules, name)
+    monkeypatch.setitem(sys.modules, "ray", None)  # `import ray` now fails as if not installed
+    r = run_main(capsys, "serve", "--ray", "-m", str(tiny_llama))
+    assert r.returncode == 2
+    assert "--ray needs Ray Serve (ray is not installed)" in r.stderr
+    assert "pip install 'ovchat[ray]'" in r.stderr
