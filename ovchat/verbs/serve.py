@@ -12,6 +12,7 @@ import argparse
 import socket
 import sys
 from pathlib import Path
+from typing import Any
 
 from ..engine import DEFAULT_KV_CACHE_GB, DEFAULT_PREFILL_CHUNK
 from ..errors import ModelNotFoundError, OptionError
@@ -74,6 +75,67 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    "(%(default)g)")  # fmt: skip
     p.add_argument("--max-connections", type=int, default=DEFAULT_MAX_CONNECTIONS,
                    help="open connections; more are answered 503 (%(default)s)")  # fmt: skip
+    add_ray_arguments(p)
+
+
+def add_ray_arguments(p: argparse.ArgumentParser) -> None:
+    g = p.add_argument_group("Ray Serve (needs the ray extra: pip install 'ovchat[ray]')")
+    g.add_argument(
+        "--ray", action="store_true", help="serve as a Ray Serve deployment (replicas, restarts)"
+    )
+    g.add_argument("--replicas", type=int, help="with --ray: this many replicas (1)")
+    g.add_argument("--autoscale", metavar="MIN:MAX",
+                   help="with --ray: MIN to MAX replicas, on ongoing requests")  # fmt: skip
+    g.add_argument("--ray-address", metavar="ADDR",
+                   help="with --ray: an existing cluster (e.g. auto, ray://head:10001); "
+                   "default: a local Ray instance")  # fmt: skip
+
+
+def ray_args(a: argparse.Namespace) -> tuple[int, tuple[int, int] | None]:
+    """--replicas and --autoscale, checked: (replicas, (min, max) or None)."""
+    if not a.ray:
+        for flag in ("replicas", "autoscale", "ray_address"):
+            if getattr(a, flag) is not None:
+                raise OptionError(f"--{flag.replace('_', '-')} needs --ray")
+        return 1, None
+    if a.replicas is not None and a.autoscale is not None:
+        raise OptionError("--replicas and --autoscale do not go together", "choose one")
+    if a.autoscale is None:
+        if a.replicas is not None and a.replicas < 1:
+            raise OptionError("--replicas must be at least 1")
+        return a.replicas or 1, None
+    low, _, high = a.autoscale.partition(":")
+    try:
+        bounds = (int(low), int(high))
+    except ValueError:
+        bounds = (-1, -1)
+    if not 0 <= bounds[0] <= bounds[1] or bounds[1] < 1:
+        raise OptionError(f"--autoscale {a.autoscale!r} is not MIN:MAX", "e.g. --autoscale 1:4")
+    return 1, bounds
+
+
+def ray_settings_from_mapping(
+    args: dict[str, Any],
+) -> tuple[ServerSettings, int, tuple[int, int] | None]:
+    """A Ray config file's args (`ovchat serve` flags without dashes) → what --ray takes."""
+    argv = ["--ray"]
+    for key, value in args.items():
+        flag = "--" + key.replace("_", "-")
+        for v in value if isinstance(value, list) else [value]:
+            if v is True:
+                argv.append(flag)
+            elif v not in (False, None):
+                argv += [flag, str(v)]
+    p = argparse.ArgumentParser(prog="ovchat serve", exit_on_error=False)
+    add_arguments(p)
+    try:
+        a, unknown = p.parse_known_args(argv)
+    except argparse.ArgumentError as e:
+        raise OptionError(f"ovchat's Ray args: {e}") from e
+    if unknown:
+        raise OptionError(f"ovchat's Ray args: unknown {' '.join(unknown)}")
+    replicas, autoscale = ray_args(a)
+    return settings_from_args(a), replicas, autoscale
 
 
 def settings_from_args(a: argparse.Namespace) -> ServerSettings:
@@ -176,6 +238,9 @@ def main(args: argparse.Namespace) -> int:
     from ..serve.server import Server, uvicorn_config
 
     settings = settings_from_args(args)
+    replicas, autoscale = ray_args(args)
+    if args.ray:
+        return main_ray(settings, replicas, autoscale, args.ray_address)
     app = create_app(settings)
     pool = app.state.server.pool
     # Load the default model before binding: a bad model or device is one line on stderr,
@@ -200,3 +265,15 @@ def main(args: argparse.Namespace) -> int:
         print("ovchat serve: stopped", file=sys.stderr, flush=True)
     # Stopped by a signal: the shell's convention, 128 + its number (Ctrl-C 130, SIGTERM 143).
     return 128 + server.signal if server.signal else 0
+
+
+def main_ray(
+    settings: ServerSettings, replicas: int, autoscale: tuple[int, int] | None, address: str | None
+) -> int:
+    try:
+        from ..serve.ray_run import run
+    except ImportError as e:
+        raise OptionError(
+            f"--ray needs Ray Serve ({e.name} is not installed)", "pip install 'ovchat[ray]'"
+        ) from e
+    return run(settings, replicas, autoscale, address)
