@@ -35,7 +35,7 @@ from ..modeldir import EMBEDDING_TASKS, MANIFEST
 from ..progress import Progress, printer
 from ..versions import versions
 from .quiet import capture_nncf_log, quiet_libraries
-from .recipe import Recipe
+from .recipe import GGUF_FORMAT, Recipe
 
 MANIFEST_FORMAT = 1
 # An export is built in a hidden sibling `.NAME.partial-TOKEN`, owned through the lock file
@@ -116,6 +116,13 @@ def export(
     _check_output(out, Path(model).expanduser().absolute() if kind != "hub" else None, force)
     if kind == "gguf" and not Path(model).expanduser().is_file():
         raise ModelNotFoundError(f"{model} does not exist", "check the path to the .gguf file")
+    if recipe.weight_format == GGUF_FORMAT and kind != "gguf":
+        raise OptionError(
+            "the gguf weight format keeps a GGUF file's own quantized weights: "
+            f"{model} is not a .gguf file",
+            "choose int4 or int8 for this source",
+            param="weight_format",
+        )
     if kind == "dir" and not Path(model).expanduser().is_dir():
         raise ModelNotFoundError(f"{model} is neither a directory nor a .gguf file")
     if embedding and not recipe.task.startswith(EMBEDDING_TASKS):
@@ -185,8 +192,14 @@ def _export(
         from .embedding import embedding_settings
 
         pooling["embedding"] = embedding_settings(hf_model, embedding)
+    applied: dict[str, Any] = {}
     with capture_nncf_log() as nncf_lines:
         _optimum_export(hf_model, ir, recipe, say)
+        if recipe.weight_format == GGUF_FORMAT:
+            from .gguf_exact import apply
+
+            say("step 3/3: writing the GGUF's own quantized blocks into the IR")
+            applied["gguf"] = apply(model, ir, Path(hf_model))
     if pooling:
         from .embedding import fold_position_ids
 
@@ -201,7 +214,7 @@ def _export(
         "format": MANIFEST_FORMAT,
         "name": name or (Path(model).stem if kind == "gguf" else model),
         "source": source,
-        "recipe": {"asked": asdict(recipe), "applied": stats},
+        "recipe": {"asked": asdict(recipe), "applied": {**stats, **applied}},
         "generation_overrides": generation or {},
         **pooling,
         "nncf_log": [ln for ln in nncf_lines if ln.strip()][-40:],
@@ -322,7 +335,7 @@ def _optimum_export(model: str, ir: Path, recipe: Recipe, say: Progress) -> None
         ) from e
     qconfig = recipe.quantization_config()
     ov_config = (
-        OVConfig(quantization_config=qconfig) if qconfig else OVConfig(dtype=recipe.weight_format)
+        OVConfig(quantization_config=qconfig) if qconfig else OVConfig(dtype=recipe.float_format())
     )
     say(f"step 2/3: converting to OpenVINO IR ({model})")
     try:
@@ -349,7 +362,7 @@ def _optimum_export(model: str, ir: Path, recipe: Recipe, say: Progress) -> None
                 cache_dir=HF_HUB_CACHE,
                 trust_remote_code=recipe.trust_remote_code,
             )
-        else:
+        elif recipe.weight_format != GGUF_FORMAT:
             say(f"step 3/3: no compression ({recipe.weight_format})")
     except OvchatError:
         raise

@@ -8,7 +8,9 @@ from typing import Any
 
 from ..errors import OptionError
 
-WEIGHT_FORMATS = ("int4", "int8", "fp16", "fp32")
+# "gguf": a GGUF source's own Q4_0/Q4_1/Q8_0 blocks kept as they are (convert/gguf_exact.py)
+GGUF_FORMAT = "gguf"
+WEIGHT_FORMATS = ("int4", "int8", "fp16", "fp32", GGUF_FORMAT)
 FALLBACKS = ("error", "ignore", "adjust")
 DEFAULT_TASK = "text-generation-with-past"
 # The seed's recipe: int4, symmetric, groups of 128, 60% of the ratio-defining layers in int4.
@@ -68,6 +70,10 @@ class Recipe:
             return {"bits": 8, "sym": self.sym, "group_size": -1, "ratio": 1.0, "dtype": "int8"}
         return None
 
+    def float_format(self) -> str:
+        """The precision optimum exports in before compression (gguf starts from fp16)."""
+        return "fp16" if self.weight_format == GGUF_FORMAT else self.weight_format
+
     def label(self) -> str:
         """Short human name: "int4 sym g128 r0.6, fallback adjust", "int8", "fp16"."""
         return recipe_label(asdict(self))
@@ -77,6 +83,8 @@ def recipe_label(asked: dict[str, Any] | None) -> str:
     """The label of a recipe as recorded in a manifest (a dict of Recipe's fields)."""
     if not asked:
         return "recipe unknown"
+    if asked.get("weight_format") == GGUF_FORMAT:
+        return "gguf (the GGUF's own blocks)"
     if asked.get("weight_format") != "int4":
         return str(asked.get("weight_format"))
     fb = ", fallback " + asked["group_size_fallback"] if asked.get("group_size_fallback") else ""
