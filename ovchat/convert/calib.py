@@ -17,7 +17,9 @@ from __future__ import annotations
 import ast
 import json
 import sysconfig
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 from ..errors import OptionError
 
@@ -26,6 +28,7 @@ AUTO = "auto"
 DEFAULT_SAMPLES = 128
 MAX_CHARS = 1200
 MIN_CHARS = 300
+SCAN_FACTOR = 8  # read packages until 8x the texts wanted are found
 PACKAGES = ("numpy", "click", "rich", "jinja2", "fastapi", "pydantic", "httpx", "anyio",
             "markdown_it", "fsspec", "filelock", "dateutil", "joblib", "idna", "yaml",
             "sympy", "networkx", "scipy", "pygments", "requests", "packaging")  # fmt: skip
@@ -65,6 +68,8 @@ def docstrings(n: int, max_chars: int = MAX_CHARS) -> list[str]:
                     d = ast.get_docstring(node)
                     if d and len(d) >= MIN_CHARS and sum(c.isalpha() for c in d) > 0.6 * len(d):
                         found.append(d[:max_chars])
+        if len(found) >= SCAN_FACTOR * n:  # enough to spread over; the rest is not read
+            break
     step = max(1, len(found) // max(1, n))
     return found[::step][:n]
 
@@ -124,3 +129,13 @@ def load_dataset(
     if not texts:
         raise OptionError(f"{path} holds no text", param="dataset")
     return texts[:n]
+
+
+def for_recipe(recipe: Any, model: str, say: Callable[[str], None]) -> list[str] | str | None:
+    """The calibration texts a recipe asks for (None: data-free)."""
+    if not recipe.dataset or recipe.weight_format != "int4":
+        return None
+    local = Path(model)
+    data = load_dataset(recipe.dataset, local if local.is_dir() else None)
+    say(f"calibration text: {recipe.dataset} ({'auto' if isinstance(data, str) else len(data)})")
+    return data

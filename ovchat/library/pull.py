@@ -105,7 +105,8 @@ def _pull(
             out = models_dir() / kept if kept else new_dir(ref.name, ref.tag)
             if not (known is not None and known.complete(out) and not force):
                 export(source, out, recipe, force=True, name=display, progress=say,
-                       generation=generation, embedding=embedding)  # fmt: skip
+                       generation=generation, embedding=embedding,
+                       why=known.why if known else None)  # fmt: skip
             with locked():
                 others = [e for e in list_entries(ref.name) if e.tag != ref.tag]
                 default = (
