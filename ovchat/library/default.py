@@ -40,10 +40,13 @@ DEFAULT_RECIPE_WHY = (
     "int4 AWQ+SE / GPTQ with a dataset: 1.13-1.16x; reference: loop 30%, end 65%; llama.cpp "
     "on the GGUF: loop 28%, end 67%"
 )
-# The GGUF carries no sampling settings. The model card's (temperature 0.2, top_p 0.9) loop on
-# 28% of the shipped prompts' answers even unquantized; a frequency penalty stops them.
-# Chosen by measurement (README "Answer quality"); a request's own settings still win.
-DEFAULT_GENERATION = {"do_sample": True, "temperature": 0.2, "top_p": 0.9}
+# The GGUF carries no sampling settings. With the model card's (temperature 0.2, top_p 0.9)
+# 28% of the shipped prompts' answers loop, 30% even unquantized. Measured on the gguf export
+# (`ovchat eval --no-fidelity --seeds 4 --set ...`, 104 answers each; ended / looped):
+# model card 67%/28% (8 seeds), frequency_penalty 0.5 90%/2%, 0.7 91%/0%, repetition_penalty
+# 1.15 88%/0%. The repetition penalty also counts the prompt's tokens, so summaries avoid the
+# user's own words; the frequency penalty counts only the answer's. A request's settings win.
+DEFAULT_GENERATION = {"do_sample": True, "temperature": 0.2, "top_p": 0.9, "frequency_penalty": 0.7}
 
 
 def default_gguf() -> Path:
