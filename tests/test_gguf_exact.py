@@ -125,3 +125,22 @@ def test_gguf_format_needs_a_gguf_source(tiny_llama_hf, tmp_path):
         export(str(tiny_llama_hf), tmp_path / "x", Recipe(weight_format="gguf"))
     assert e.value.param == "weight_format"
     assert not (tmp_path / "x").exists()
+
+
+def test_cli_default_for_a_gguf_source_is_gguf():
+    import argparse
+
+    from ovchat.verbs.export import add_arguments, recipe_from_args
+
+    p = argparse.ArgumentParser()
+    add_arguments(p)
+
+    def fmt(*argv: str) -> str:
+        args = p.parse_args(["m.gguf", "out", *argv])
+        return recipe_from_args(args, source=args.model).weight_format
+
+    assert fmt() == "gguf"
+    assert fmt("--weight-format", "int8") == "int8"
+    assert fmt("--ratio", "1.0") == fmt("--asym") == "int4"  # int4 options: re-quantize
+    args = p.parse_args(["org/model", "out"])
+    assert recipe_from_args(args, source=args.model).weight_format == "int4"  # the seed's

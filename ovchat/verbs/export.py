@@ -109,8 +109,14 @@ def recipe_from_args(
     (then: gguf for a .gguf `source`, int8 for embedding models, else the seed's int4)."""
     embeds = args.task.startswith(EMBEDDING_TASKS)
     fmt = args.weight_format or weight_format
-    if fmt is None and source is not None and source.lower().endswith(".gguf") and not embeds:
-        fmt = GGUF_FORMAT
+    int4_asked = (args.group_size, args.ratio, args.sym) != (
+        DEFAULT_GROUP_SIZE,
+        DEFAULT_RATIO,
+        DEFAULT_SYM,
+    ) or bool(args.awq or args.scale_estimation or args.gptq or args.sensitivity_metric)
+    gguf = source is not None and source.lower().endswith(".gguf")
+    if fmt is None and gguf and not embeds and not int4_asked:
+        fmt = GGUF_FORMAT  # int4 options given: the user asked to re-quantize
     fmt = fmt or (DEFAULT_EMBEDDING_WEIGHT_FORMAT if embeds else DEFAULT_WEIGHT_FORMAT)
     return Recipe(
         weight_format=fmt,
