@@ -78,3 +78,15 @@ def test_prompt_count_bounds(count):
 
     with pytest.raises(OptionError):
         select_prompts(count)
+
+
+def test_fidelity_and_answers_in_one_report(tiny_llama_hf, tiny_export, capsys):
+    fp32 = tiny_export(tiny_llama_hf, "fp32")
+    r = run_main(capsys, "eval", str(fp32), "--max-tokens", "300", "--window", "128",
+                 "--prompts", "2", "--seeds", "1", "--answer-tokens", "8",
+                 "--json", "-")  # fmt: skip
+    assert r.returncode == 0, r.stderr
+    data = json.loads(r.stdout)
+    assert data["rows"][0]["top1_agreement"] == 1.0 and len(data["answers"][0]["items"]) == 2
+    kept = json.loads((fp32 / "ovchat-eval.json").read_text())  # what `ovchat show` reads
+    assert kept["answers"][0]["answers"] == 2 and "items" not in kept["answers"][0]
