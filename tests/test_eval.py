@@ -38,7 +38,7 @@ def test_int4_scores_worse_via_cli(tiny_llama_hf, tiny_export, tmp_path):
     out = tmp_path / "eval.json"
     r = run_cli(
         "eval", str(int4), "--max-tokens", str(MAX_TOKENS), "--window", str(WINDOW),
-        "--json", str(out), "--reference", str(tiny_llama_hf),
+        "--json", str(out), "--reference", str(tiny_llama_hf), "--answers", "none",
     )  # fmt: skip
     assert r.returncode == 0, r.stderr
     assert "perplexity" in r.stdout and "only the weights differ" in r.stdout

@@ -166,11 +166,13 @@ def test_default_model_dir_of_earlier_versions_is_adopted(tmp_path, tiny_llama, 
     manifest = json.loads((old / "ovchat.json").read_text())
     manifest["generation_overrides"] = DEFAULT_GENERATION
     (old / "ovchat.json").write_text(json.dumps(manifest))
+    manifest["recipe"]["asked"]["weight_format"] = "int4"
+    (old / "ovchat.json").write_text(json.dumps(manifest))
     said: list[str] = []
-    assert ovchat.resolve(None, progress=said.append) == old and not said  # no export
-    assert ovchat.resolve("smollm2") == old == ovchat.resolve("smollm2:int4")
+    assert ovchat.resolve("smollm2:int4", progress=said.append) == old and not said  # no export
     entry = json.loads((tmp_path / "models/library/smollm2/int4.json").read_text())
-    assert entry["dir"] == old.name and entry["default"] is True  # stored relative
+    # stored relative; no longer the default tag (the GGUF's own blocks are, smollm2:gguf)
+    assert entry["dir"] == old.name and entry["default"] is False
 
 
 @contextlib.contextmanager

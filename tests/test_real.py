@@ -1,4 +1,5 @@
-"""The real default model (SmolLM2-135M-Instruct, int4): the seed's question end to end."""
+"""The real default model (SmolLM2-135M-Instruct, its GGUF's own Q4_1 blocks): the seed's
+question end to end."""
 
 from __future__ import annotations
 
@@ -15,16 +16,16 @@ pytestmark = pytest.mark.real
 SEED_QUESTION = "can you introduce yourself?"
 
 
-def test_default_model_prepared_with_fallback(smollm2):
+def test_default_model_keeps_the_ggufs_blocks(smollm2):
+    from ovchat.library import DEFAULT_RECIPE
+
     m = json.loads((smollm2 / "ovchat.json").read_text())
     assert m["source"]["kind"] == "gguf"
-    asked = m["recipe"]["asked"]
-    assert (asked["weight_format"], asked["group_size"], asked["ratio"], asked["sym"]) == (
-        "int4", 128, 0.6, True,
-    )  # fmt: skip
-    assert asked["group_size_fallback"] == "adjust"
-    sizes = m["recipe"]["applied"]["int4_group_sizes"]
-    assert "128" in sizes and any(k != "128" for k in sizes)  # 576-wide layers were adjusted
+    assert m["recipe"]["asked"]["weight_format"] == DEFAULT_RECIPE.weight_format == "gguf"
+    gguf = m["recipe"]["applied"]["gguf"]
+    assert gguf["exact_tensors"] == {"Q4_1": 210, "Q8_0": 1} and not gguf["int8_fallback_tensors"]
+    assert "ppl 1.000x" in m["recipe"]["why"]  # the manifest says why this recipe
+    assert m["recipe"]["applied"]["int4_group_sizes"] == {"32": 106168320}  # Q4_1's blocks
 
 
 def test_default_model_sampling_defaults(smollm2):

@@ -14,7 +14,6 @@ import os
 import secrets
 import shutil
 import time
-from collections import Counter
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import asdict
@@ -35,7 +34,8 @@ from ..modeldir import EMBEDDING_TASKS, MANIFEST
 from ..progress import Progress, printer
 from ..versions import versions
 from .quiet import capture_nncf_log, quiet_libraries
-from .recipe import Recipe
+from .recipe import GGUF_FORMAT, Recipe
+from .stats import weight_statistics
 
 MANIFEST_FORMAT = 1
 # An export is built in a hidden sibling `.NAME.partial-TOKEN`, owned through the lock file
@@ -45,38 +45,6 @@ MANIFEST_FORMAT = 1
 PARTIAL = "partial"
 LOCK_SUFFIX = ".lock"
 FULL_DISK_BYTES = 16 << 20  # an export that fails with less free space than this: a full disk
-
-
-def weight_statistics(xml: Path) -> dict[str, Any]:
-    """What compression was actually applied: weights per element type and int4 group sizes.
-
-    Read from the IR itself (not from what was asked), counting the constants that feed
-    MatMul/Gather weights.
-    """
-    import openvino as ov
-
-    model = ov.Core().read_model(str(xml))
-    by_type: Counter[str] = Counter()
-    groups: Counter[str] = Counter()
-    for op in model.get_ops():
-        if op.get_type_name() != "Constant":
-            continue
-        et = op.get_output_element_type(0).get_type_name()
-        shape = list(op.get_output_shape(0))
-        n = 1
-        for d in shape:
-            n *= d
-        if n < 1024:  # scales, zero points, small tensors
-            continue
-        by_type[et] += n
-        if et in ("u4", "i4") and len(shape) == 3:
-            groups[str(shape[2])] += n
-    total = sum(by_type.values()) or 1
-    return {
-        "weights_by_type": dict(by_type),
-        "share_by_type": {k: round(v / total, 4) for k, v in by_type.items()},
-        "int4_group_sizes": dict(groups),
-    }
 
 
 def _source_kind(model: str) -> str:
@@ -99,6 +67,7 @@ def export(
     progress: Progress | None = None,
     generation: dict[str, Any] | None = None,
     embedding: dict[str, Any] | None = None,
+    why: str | None = None,
 ) -> Path:
     """Export `model` (HF id, HF dir or .gguf) to `output_dir`; return the output path.
 
@@ -106,7 +75,7 @@ def export(
     manifest). For an embedding task (feature-extraction), pooling and normalisation are
     read from the model; `embedding` overrides them (pooling, normalize, query_instruction,
     embed_instruction, max_length, matryoshka). Atomic: the result is built in a sibling
-    temp dir and renamed into place.
+    temp dir and renamed into place. `why` (why this recipe) is recorded in the manifest.
     """
     recipe = (recipe or Recipe()).validate()
     require("optimum.intel", "export", "exporting a model")
@@ -116,6 +85,13 @@ def export(
     _check_output(out, Path(model).expanduser().absolute() if kind != "hub" else None, force)
     if kind == "gguf" and not Path(model).expanduser().is_file():
         raise ModelNotFoundError(f"{model} does not exist", "check the path to the .gguf file")
+    if recipe.weight_format == GGUF_FORMAT and kind != "gguf":
+        raise OptionError(
+            "the gguf weight format keeps a GGUF file's own quantized weights: "
+            f"{model} is not a .gguf file",
+            "choose int4 or int8 for this source",
+            param="weight_format",
+        )
     if kind == "dir" and not Path(model).expanduser().is_dir():
         raise ModelNotFoundError(f"{model} is neither a directory nor a .gguf file")
     if embedding and not recipe.task.startswith(EMBEDDING_TASKS):
@@ -129,7 +105,9 @@ def export(
         remove_leftovers(out)
         with _owned_workdir(out) as work:
             try:
-                return _export(model, kind, out, work, recipe, name, say, generation, embedding)
+                return _export(
+                    model, kind, out, work, recipe, name, say, generation, embedding, why
+                )
             except Exception as e:
                 _disk(e, out)  # before the work dir goes: a full disk is still full now
                 raise
@@ -164,6 +142,7 @@ def _export(
     say: Progress,
     generation: dict[str, Any] | None,
     embedding: dict[str, Any] | None,
+    why: str | None = None,
 ) -> Path:
     """The export itself, built in `work` (owned by this process)."""
     t0 = time.perf_counter()
@@ -185,8 +164,14 @@ def _export(
         from .embedding import embedding_settings
 
         pooling["embedding"] = embedding_settings(hf_model, embedding)
+    applied: dict[str, Any] = {}
     with capture_nncf_log() as nncf_lines:
         _optimum_export(hf_model, ir, recipe, say)
+        if recipe.weight_format == GGUF_FORMAT:
+            from .gguf_exact import apply
+
+            say("step 3/3: writing the GGUF's own quantized blocks into the IR")
+            applied["gguf"] = apply(model, ir, Path(hf_model))
     if pooling:
         from .embedding import fold_position_ids
 
@@ -201,7 +186,11 @@ def _export(
         "format": MANIFEST_FORMAT,
         "name": name or (Path(model).stem if kind == "gguf" else model),
         "source": source,
-        "recipe": {"asked": asdict(recipe), "applied": stats},
+        "recipe": {
+            "asked": asdict(recipe),
+            "applied": {**stats, **applied},
+            **({"why": why} if why else {}),
+        },
         "generation_overrides": generation or {},
         **pooling,
         "nncf_log": [ln for ln in nncf_lines if ln.strip()][-40:],
@@ -320,9 +309,11 @@ def _optimum_export(model: str, ir: Path, recipe: Recipe, say: Progress) -> None
         raise ExportError(
             f"optimum-intel is not usable: {e}", "reinstall it: pip install 'ovchat[export]'"
         ) from e
-    qconfig = recipe.quantization_config()
+    from .calib import for_recipe
+
+    qconfig = recipe.quantization_config(for_recipe(recipe, model, say))
     ov_config = (
-        OVConfig(quantization_config=qconfig) if qconfig else OVConfig(dtype=recipe.weight_format)
+        OVConfig(quantization_config=qconfig) if qconfig else OVConfig(dtype=recipe.float_format())
     )
     say(f"step 2/3: converting to OpenVINO IR ({model})")
     try:
@@ -349,7 +340,7 @@ def _optimum_export(model: str, ir: Path, recipe: Recipe, say: Progress) -> None
                 cache_dir=HF_HUB_CACHE,
                 trust_remote_code=recipe.trust_remote_code,
             )
-        else:
+        elif recipe.weight_format != GGUF_FORMAT:
             say(f"step 3/3: no compression ({recipe.weight_format})")
     except OvchatError:
         raise

@@ -149,6 +149,7 @@ class EvalResult:
     rows: list[dict[str, Any]]
     notes: list[str]
     targets: dict[str, Any]
+    answers: list[dict[str, Any]] = field(default_factory=list)  # answers.py's summaries
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)

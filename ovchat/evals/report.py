@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from .answers import LOOP_REP4, AnswerSummary
 from .fidelity import EvalResult
 
 
@@ -42,3 +43,55 @@ def markdown_table(r: EvalResult) -> str:
             f"{row['mean_kl']:.4f} |"
         )
     return "\n".join(lines)
+
+
+def _pct(x: float) -> str:
+    return f"{100 * x:.0f}%"
+
+
+def answers_rows(summaries: list[AnswerSummary]) -> list[list[str]]:
+    return [
+        [
+            s.label,
+            str(s.answers),
+            _pct(s.end_rate),
+            _pct(s.loop_rate),
+            f"{_pct(s.loop_rate_020)} / {_pct(s.loop_rate_030)}",
+            f"{s.mean_tokens:.0f}",
+            f"{s.seconds:.0f}",
+        ]
+        for s in summaries
+    ]
+
+
+ANSWER_COLUMNS = ("model", "answers", "ended", "looped", "looped at 0.2 / 0.3",
+                  "mean tokens", "seconds")  # fmt: skip
+
+
+def render_answers(summaries: list[AnswerSummary]) -> Any:
+    from rich.table import Table
+
+    s = summaries[0]
+    t = Table(
+        title=f"answers: {s.prompts} prompts x {len(s.seeds)} seeds, at most "
+        f"{s.max_new_tokens} new tokens; looped = repeated word 4-grams >= {LOOP_REP4}"
+    )
+    for col in ANSWER_COLUMNS:
+        t.add_column(col, justify="left" if col == "model" else "right")
+    for row in answers_rows(summaries):
+        t.add_row(*row)
+    return t
+
+
+def markdown_answers(summaries: list[AnswerSummary]) -> str:
+    lines = ["| " + " | ".join(ANSWER_COLUMNS) + " |",
+             "|---|" + "---:|" * (len(ANSWER_COLUMNS) - 1)]  # fmt: skip
+    lines += ["| " + " | ".join(row) + " |" for row in answers_rows(summaries)]
+    return "\n".join(lines)
+
+
+def sampling_line(summaries: list[AnswerSummary]) -> str:
+    s = summaries[0].sampling
+    return "sampling (the model's own, with any --set on top): " + ", ".join(
+        f"{k}={v}" for k, v in s.items()
+    )

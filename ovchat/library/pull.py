@@ -12,7 +12,7 @@ import dataclasses
 from pathlib import Path
 from typing import Any
 
-from ..convert.recipe import Recipe
+from ..convert.recipe import GGUF_FORMAT, Recipe
 from ..errors import OptionError, require
 from ..modeldir import read_manifest
 from ..paths import file_lock, models_dir
@@ -105,7 +105,8 @@ def _pull(
             out = models_dir() / kept if kept else new_dir(ref.name, ref.tag)
             if not (known is not None and known.complete(out) and not force):
                 export(source, out, recipe, force=True, name=display, progress=say,
-                       generation=generation, embedding=embedding)  # fmt: skip
+                       generation=generation, embedding=embedding,
+                       why=known.why if known else None)  # fmt: skip
             with locked():
                 others = [e for e in list_entries(ref.name) if e.tag != ref.tag]
                 default = (
@@ -150,14 +151,15 @@ def pull_on_first_use(ref: Ref, progress: Progress | None = None) -> Entry | Non
     say = progress or printer("ovchat")
     if known is not None:
         path = models_dir() / known.dirs.get(tag, f"{ref.name}-{tag}")
+        how = "keeping the GGUF's own 4-bit weights" if tag == GGUF_FORMAT else tag
         if tag == known.default_tag:
             say(
                 f"first run: preparing the default model {known.display} ({ref.name}:{tag}; "
-                f"GGUF → OpenVINO {tag}, about a minute, once) into {path}"
+                f"GGUF → OpenVINO, {how}, a few minutes, once) into {path}"
             )
         else:
-            say(f"first use of {ref.name}:{tag}: preparing {known.display} (GGUF → OpenVINO "
-                f"{tag}, once) into {path}")  # fmt: skip
+            say(f"first use of {ref.name}:{tag}: preparing {known.display} (GGUF → OpenVINO, "
+                f"{how}, once) into {path}")  # fmt: skip
         return _pull(
             known.source(), ref.with_tag(tag), recipe_for_tag(known.recipe, tag), force=False,
             say=say, generation=known.generation, display=known.display, known=known,

@@ -1,5 +1,6 @@
 """`ovchat export`: a Hugging Face id, HF dir or .gguf → an OpenVINO IR dir (int4 by default,
-the seed's recipe: symmetric, groups of 128, ratio 0.6; int8 for embedding models)."""
+the seed's recipe: symmetric, groups of 128, ratio 0.6; int8 for embedding models; for a
+.gguf source the GGUF's own Q4_0/Q4_1/Q8_0 blocks, weight format gguf)."""
 
 from __future__ import annotations
 
@@ -14,9 +15,11 @@ from ..convert.recipe import (
     DEFAULT_TASK,
     DEFAULT_WEIGHT_FORMAT,
     FALLBACKS,
+    GGUF_FORMAT,
     WEIGHT_FORMATS,
     Recipe,
 )
+from ..evals.auto import DEFAULT_MAX_PPL_RATIO, DEFAULT_MIN_TOP1
 from ..modeldir import EMBEDDING_TASKS
 
 # Embedding models lose more to int4 than chat models do; int8 keeps them close (README).
@@ -30,7 +33,13 @@ FLAGS = {
     "weight_format": "--weight-format",
     "task": "--task",
     "pooling": "--pooling",
+    "dataset": "--dataset",
+    "max_ppl_ratio": "--max-ppl-ratio",
+    "min_top1": "--min-top1",
 }
+SENSITIVITY_METRICS = ("hessian_input_activation", "mean_activation_variance",
+                       "max_activation_variance", "mean_activation_magnitude",
+                       "weight_quantization_error")  # fmt: skip
 
 
 def add_recipe_arguments(p: argparse.ArgumentParser) -> None:
@@ -38,7 +47,8 @@ def add_recipe_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--weight-format",
         choices=WEIGHT_FORMATS,
-        help=f"weight precision (default {DEFAULT_WEIGHT_FORMAT}; "
+        help=f"weight precision (default {DEFAULT_WEIGHT_FORMAT}; {GGUF_FORMAT} for a .gguf "
+        f"source: its own quantized blocks, no re-quantization; "
         f"{DEFAULT_EMBEDDING_WEIGHT_FORMAT} for embedding models)",
     )
     p.add_argument("--group-size", type=int, default=DEFAULT_GROUP_SIZE)
@@ -53,6 +63,20 @@ def add_recipe_arguments(p: argparse.ArgumentParser) -> None:
         help=f"optimum task ({DEFAULT_TASK}; feature-extraction: an embedding model)",
     )
     p.add_argument("--trust-remote-code", action="store_true")
+    data = p.add_argument_group("data-aware int4 (need --dataset)")
+    data.add_argument(
+        "--dataset",
+        help="calibration text: a text file (paragraphs separated by blank lines, or a JSON "
+        "list of strings), builtin (offline prose and chat requests, never eval's) or auto "
+        "(text the model generates); used by --awq, --scale-estimation, --gptq and "
+        "--sensitivity-metric, and by --recipe auto",
+    )
+    data.add_argument("--awq", action="store_true", help="activation-aware weight quantization")
+    data.add_argument("--scale-estimation", action="store_true")
+    data.add_argument("--gptq", action="store_true")
+    data.add_argument("--sensitivity-metric", choices=SENSITIVITY_METRICS,
+                      help="which layers stay int8 when --ratio < 1")  # fmt: skip
+    data.add_argument("--num-samples", type=int, help="calibration samples nncf uses")
     emb = p.add_argument_group("embedding models (--task feature-extraction)")
     emb.add_argument(
         "--pooling", choices=POOLINGS, help="default: the model's own (sentence-transformers)"
@@ -78,10 +102,21 @@ def add_recipe_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--force", action="store_true", help="replace an existing export")
 
 
-def recipe_from_args(args: argparse.Namespace, weight_format: str | None = None) -> Recipe:
-    """The Recipe the flags ask for; `weight_format` is the default when none was given."""
+def recipe_from_args(
+    args: argparse.Namespace, weight_format: str | None = None, source: str | None = None
+) -> Recipe:
+    """The Recipe the flags ask for; `weight_format` is the default when none was given
+    (then: gguf for a .gguf `source`, int8 for embedding models, else the seed's int4)."""
     embeds = args.task.startswith(EMBEDDING_TASKS)
     fmt = args.weight_format or weight_format
+    int4_asked = (args.group_size, args.ratio, args.sym) != (
+        DEFAULT_GROUP_SIZE,
+        DEFAULT_RATIO,
+        DEFAULT_SYM,
+    ) or bool(args.awq or args.scale_estimation or args.gptq or args.sensitivity_metric)
+    gguf = source is not None and source.lower().endswith(".gguf")
+    if fmt is None and gguf and not embeds and not int4_asked:
+        fmt = GGUF_FORMAT  # int4 options given: the user asked to re-quantize
     fmt = fmt or (DEFAULT_EMBEDDING_WEIGHT_FORMAT if embeds else DEFAULT_WEIGHT_FORMAT)
     return Recipe(
         weight_format=fmt,
@@ -91,6 +126,12 @@ def recipe_from_args(args: argparse.Namespace, weight_format: str | None = None)
         group_size_fallback=args.group_size_fallback,
         task=args.task,
         trust_remote_code=args.trust_remote_code,
+        dataset=args.dataset,
+        awq=args.awq,
+        scale_estimation=args.scale_estimation,
+        gptq=args.gptq,
+        sensitivity_metric=args.sensitivity_metric,
+        num_samples=args.num_samples,
     )
 
 
@@ -113,18 +154,61 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("output_dir", help="where to write the OpenVINO model")
     add_recipe_arguments(p)
     p.add_argument("--name", help="model name recorded in the manifest")
+    auto = p.add_argument_group("choosing the recipe by measurement")
+    auto.add_argument(
+        "--recipe",
+        choices=("auto",),
+        help="auto: try recipes from the fastest to the most faithful, keep the first that "
+        "meets --max-ppl-ratio and --min-top1 (README: Choosing a recipe)",
+    )
+    auto.add_argument("--max-ppl-ratio", type=float, default=DEFAULT_MAX_PPL_RATIO,
+                      help="perplexity at most this times the reference's")  # fmt: skip
+    auto.add_argument("--min-top1", type=float, default=DEFAULT_MIN_TOP1,
+                      help="top-1 agreement with the reference at least this")  # fmt: skip
 
 
 def main(args: argparse.Namespace) -> int:
     from ..convert.export import export
 
+    if args.recipe == "auto":
+        return _auto(args)
+
     out = export(
         args.model,
         args.output_dir,
-        recipe_from_args(args),
+        recipe_from_args(args, source=args.model),
         force=args.force,
         name=args.name,
         embedding=embedding_from_args(args),
     )
     print(out)
+    return 0
+
+
+def _auto(args: argparse.Namespace) -> int:
+    from rich.console import Console
+    from rich.table import Table
+
+    from ..convert.calib import BUILTIN
+    from ..evals.auto import export_auto
+
+    console = Console(stderr=True)
+    r = export_auto(
+        args.model, args.output_dir, max_ppl_ratio=args.max_ppl_ratio, min_top1=args.min_top1,
+        dataset=args.dataset or BUILTIN, base=recipe_from_args(args), force=args.force,
+        name=args.name,
+    )  # fmt: skip
+    t = Table(title=f"recipes tried (bounds: ppl <= {args.max_ppl_ratio}x, top-1 >= "
+              f"{args.min_top1}, {r.rows[0]['tokens']} tokens)")  # fmt: skip
+    for col in ("recipe", "size MB", "ppl x ref", "top-1", "mean KL", "export s", "meets"):
+        t.add_column(col, justify="left" if col == "recipe" else "right")
+    for row in r.rows:
+        t.add_row(row["recipe"], f"{row['size_mb']:.0f}", f"{row['ppl_ratio']:.3f}",
+                  f"{row['top1']:.3f}", f"{row['mean_kl']:.4f}", f"{row['export_seconds']:.0f}",
+                  "yes" if row["met"] else "no")  # fmt: skip
+    console.print(t)
+    if not r.met:
+        console.print(f"note: no recipe met the bounds; kept the last tried ({r.chosen})",
+                      highlight=False)  # fmt: skip
+    print(r.path)
     return 0

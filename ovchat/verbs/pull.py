@@ -23,7 +23,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 def main(args: argparse.Namespace) -> int:
     # A weight-format tag (phi3:int8) asks for that recipe when no --weight-format says so.
     tag = parse_ref(args.name, param="name").tag if args.name else None
-    recipe = recipe_from_args(args, weight_format=tag if tag in RECIPE_TAGS else None)
+    recipe = recipe_from_args(
+        args, weight_format=tag if tag in RECIPE_TAGS else None, source=args.source
+    )
     entry = pull(
         args.source,
         args.name,

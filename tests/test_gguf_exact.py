@@ -1,0 +1,146 @@
+"""The `gguf` weight format: a GGUF's own Q4_0/Q4_1/Q8_0 blocks kept in the IR, checked
+against gguf-py's dequantization (llama.cpp's own reference code) and, through the exported
+model, logits against PyTorch on the dequantized GGUF."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+from ggufbuild import write_tiny_gguf
+
+from ovchat.convert import gguf_exact
+from ovchat.errors import OptionError
+
+# Every exact type on some layer; one Q5_0 matrix (no exact mapping) takes the int8 path.
+EXACT = {"attn_q": "Q4_1", "attn_k": "Q4_1", "attn_v": "Q4_0", "attn_output": "Q8_0",
+         "ffn_gate": "Q4_1", "ffn_up": "Q4_1", "ffn_down": "Q4_0", "token_embd": "Q8_0",
+         "output": "Q4_1"}  # fmt: skip
+MIXED = {**EXACT, "ffn_up": "Q5_0"}
+
+
+class _Tensor:  # what GGUFReader yields, enough for gguf_exact.blocks
+    def __init__(self, kind: str, data: np.ndarray, shape: list[int]) -> None:
+        import gguf
+
+        self.tensor_type = gguf.GGMLQuantizationType[kind]
+        self.data = data
+        self.shape = shape
+        self.name = "t"
+
+
+@pytest.mark.parametrize("kind", ["Q4_0", "Q4_1", "Q8_0"])
+def test_blocks_decode_as_llama_cpp_does(kind):
+    import gguf
+
+    rng = np.random.default_rng(0)
+    w = rng.normal(0, 0.05, (16, 96)).astype(np.float32)
+    w[3, :32] = 0.25  # a block of equal weights: Q4_1's zero scale
+    q = gguf.quants.quantize(w, gguf.GGMLQuantizationType[kind])
+    want = gguf.quants.dequantize(q, gguf.GGMLQuantizationType[kind])
+    b = gguf_exact.blocks(_Tensor(kind, q, [96, 16]))
+    assert np.array_equal(gguf_exact.dequantize(b), want)
+    # what the IR computes (f16 scale and zero point) is the same weights
+    got = gguf_exact.ir_dequantize(b)
+    assert np.abs(got - want).max() <= 1e-3 * np.abs(want).max()
+    assert np.array_equal(got[3, :32], want[3, :32])
+
+
+def test_unmapped_type_is_refused_by_blocks():
+    import gguf
+
+    q = gguf.quants.quantize(np.ones((2, 32), np.float32), gguf.GGMLQuantizationType.Q5_0)
+    with pytest.raises(ValueError, match="no exact mapping"):
+        gguf_exact.blocks(_Tensor("Q5_0", q, [32, 2]))
+
+
+@pytest.fixture(scope="module")
+def tiny_gguf(tiny_llama_hf, tmp_path_factory):
+    root = tmp_path_factory.mktemp("gguf-exact")
+    return {k: write_tiny_gguf(tiny_llama_hf, root / f"{k}.gguf", t)
+            for k, t in (("exact", EXACT), ("mixed", MIXED))}  # fmt: skip
+
+
+@pytest.fixture(scope="module")
+def exported(tiny_gguf, tmp_path_factory):
+    from ovchat.convert.export import export
+    from ovchat.convert.recipe import Recipe
+
+    root = tmp_path_factory.mktemp("gguf-exact-ir")
+    return {k: export(str(p), root / k, Recipe(weight_format="gguf"), progress=lambda s: None)
+            for k, p in tiny_gguf.items()}  # fmt: skip
+
+
+def _logits(exported_dir: Path, hf_dir: Path, ids: list[int]) -> tuple[np.ndarray, np.ndarray]:
+    import torch
+    from optimum.intel.openvino import OVModelForCausalLM
+    from transformers import AutoModelForCausalLM
+
+    from ovchat.evals.fidelity import EXPORT_PROPERTIES
+
+    x = torch.tensor([ids])
+    ov = OVModelForCausalLM.from_pretrained(str(exported_dir), ov_config=dict(EXPORT_PROPERTIES))
+    ref = AutoModelForCausalLM.from_pretrained(str(hf_dir), dtype=torch.float32).eval()
+    with torch.no_grad():
+        a = ov(input_ids=x, attention_mask=torch.ones_like(x)).logits[0].numpy()
+        b = ref(input_ids=x).logits[0].numpy()
+    return a, b
+
+
+def test_exact_export_gives_the_dequantized_models_logits(exported, tiny_gguf, tmp_path):
+    from ovchat.convert.gguf import gguf_to_hf
+
+    m = json.loads((exported["exact"] / "ovchat.json").read_text())
+    applied = m["recipe"]["applied"]
+    assert m["recipe"]["asked"]["weight_format"] == "gguf"
+    assert applied["gguf"]["exact_tensors"] == {"Q4_1": 9, "Q4_0": 4, "Q8_0": 3}
+    assert applied["gguf"]["int8_fallback_tensors"] == {}
+    assert set(applied["share_by_type"]) <= {"u4", "i8", "f16", "f32"}  # no re-quantization
+    hf = gguf_to_hf(tiny_gguf["exact"], tmp_path / "ref")
+    ids = list(range(3, 60))
+    got, want = _logits(exported["exact"], hf, ids)
+    assert np.abs(got - want).max() < 2e-3 * np.abs(want).max()
+    assert (got.argmax(-1) == want.argmax(-1)).all()
+
+
+def test_unmapped_types_take_the_int8_path(exported, tiny_gguf, tmp_path):
+    from ovchat.convert.gguf import gguf_to_hf
+
+    applied = json.loads((exported["mixed"] / "ovchat.json").read_text())["recipe"]["applied"]
+    assert applied["gguf"]["int8_fallback_tensors"] == {"Q5_0": 2}
+    assert applied["gguf"]["exact_tensors"] == {"Q4_1": 7, "Q4_0": 4, "Q8_0": 3}
+    assert applied["share_by_type"].get("u8", 0) > 0  # nncf int8 asym on the Q5_0 matrices
+    hf = gguf_to_hf(tiny_gguf["mixed"], tmp_path / "ref")
+    got, want = _logits(exported["mixed"], hf, list(range(3, 60)))
+    assert np.abs(got - want).max() < 5e-2 * np.abs(want).max()
+
+
+def test_gguf_format_needs_a_gguf_source(tiny_llama_hf, tmp_path):
+    from ovchat.convert.export import export
+    from ovchat.convert.recipe import Recipe
+
+    with pytest.raises(OptionError, match=r"not a \.gguf file") as e:
+        export(str(tiny_llama_hf), tmp_path / "x", Recipe(weight_format="gguf"))
+    assert e.value.param == "weight_format"
+    assert not (tmp_path / "x").exists()
+
+
+def test_cli_default_for_a_gguf_source_is_gguf():
+    import argparse
+
+    from ovchat.verbs.export import add_arguments, recipe_from_args
+
+    p = argparse.ArgumentParser()
+    add_arguments(p)
+
+    def fmt(*argv: str) -> str:
+        args = p.parse_args(["m.gguf", "out", *argv])
+        return recipe_from_args(args, source=args.model).weight_format
+
+    assert fmt() == "gguf"
+    assert fmt("--weight-format", "int8") == "int8"
+    assert fmt("--ratio", "1.0") == fmt("--asym") == "int4"  # int4 options: re-quantize
+    args = p.parse_args(["org/model", "out"])
+    assert recipe_from_args(args, source=args.model).weight_format == "int4"  # the seed's
