@@ -64,7 +64,7 @@ def runtime_properties(
     props: dict[str, Any] = dict(DEFAULT_PROPERTIES)
     if backend == "pipeline":
         props.update(PIPELINE_PROPERTIES)
-    if prompt_lookup:
+    if prompt_lookup and backend == "pipeline":  # batching is paged attention already
         props.update(PROMPT_LOOKUP_PROPERTIES)
     props.update(recipe_properties(manifest or {}, device))
     props.update(caller or {})
