@@ -25,6 +25,9 @@ DEFAULT_PROPERTIES: dict[str, str] = {"PERFORMANCE_HINT": "LATENCY", "NUM_STREAM
 # default CACHE_DIR (it would only rewrite the blob on every start).
 PIPELINE_PROPERTIES: dict[str, str] = {"ATTENTION_BACKEND": "SDPA"}
 DQ_GROUP = "DYNAMIC_QUANTIZATION_GROUP_SIZE"
+# Only where it was measured to win: weight groups of 128 and wider (smaller groups, e.g. the
+# tests' tiny g16 exports, keep the plugin's default and their tokens).
+MIN_DQ_GROUP = 128
 # Prompt-lookup decoding (genai's prompt_lookup): up to K tokens copied from the prompt where
 # its last N tokens occurred before, verified in one step. K=3, N=3 beat K=5 on edit, copy and
 # summarise prompts (benchmarks/prompt_lookup_bench.py). It runs on genai's paged-attention
@@ -38,7 +41,8 @@ Backend = Literal["pipeline", "batching"]
 
 def recipe_properties(manifest: Mapping[str, Any], device: str) -> dict[str, str]:
     """What the export's recipe calls for at run time: DQ groups = the int4 group size, where
-    the export applied exactly one group size (mixed sizes keep the plugin's default)."""
+    the export applied exactly one group size of at least MIN_DQ_GROUP (mixed sizes keep the
+    plugin's default)."""
     if not device.upper().startswith("CPU"):
         return {}
     recipe = manifest.get("recipe") or {}
@@ -47,7 +51,7 @@ def recipe_properties(manifest: Mapping[str, Any], device: str) -> dict[str, str
     if asked.get("weight_format") != "int4":
         return {}
     sizes = {int(k) for k in applied} or {int(asked.get("group_size") or 0)}
-    if len(sizes) != 1 or min(sizes) < 1:
+    if len(sizes) != 1 or min(sizes) < MIN_DQ_GROUP:
         return {}
     return {DQ_GROUP: str(sizes.pop())}
 
