@@ -10,6 +10,7 @@ checkout instead. Quantization is llama.cpp's, through llama-cpp-python's
 
 from __future__ import annotations
 
+import logging
 import os
 import shutil
 import subprocess
@@ -95,12 +96,20 @@ def quantize_gguf(src: Path, out: Path, qtype: str, threads: int | None = None) 
     """llama.cpp's quantizer with its default rules (as `llama-quantize`: a tied embedding
     becomes Q6_K, or Q8_0 where its width is no multiple of 256)."""
     import llama_cpp
+    import llama_cpp.llama  # installs llama-cpp-python's log callback
 
+    # The quantizer logs every tensor at INFO (hundreds of lines): only errors reach stderr.
+    log = logging.getLogger("llama-cpp-python")
+    level = log.level
+    log.setLevel(logging.ERROR)
     p = llama_cpp.llama_model_quantize_default_params()
     p.ftype = QUANT_TYPES[qtype]
     p.nthread = threads or os.cpu_count() or 1
     tmp = out.with_name(out.name + ".partial")
-    rc = llama_cpp.llama_model_quantize(str(src).encode(), str(tmp).encode(), p)
+    try:
+        rc = llama_cpp.llama_model_quantize(str(src).encode(), str(tmp).encode(), p)
+    finally:
+        log.setLevel(level)
     if rc != 0 or not tmp.is_file():
         tmp.unlink(missing_ok=True)
         raise ExportError(f"llama.cpp could not quantize to {qtype} (code {rc})")
