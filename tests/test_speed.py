@@ -9,6 +9,7 @@ from __future__ import annotations
 import importlib.util
 import json
 import math
+import shutil
 from pathlib import Path
 
 import pytest
@@ -16,7 +17,7 @@ from conftest import run_cli, run_main
 from test_serve import ServerThread
 
 from ovchat import Engine, GenerationOptions
-from ovchat.bench.shapes import SHAPES, Shape
+from ovchat.bench.shapes import SHAPES, Shape, get_shape, prepare, shapes_dir
 from ovchat.engine.runtime import DQ_GROUP, recipe_properties, runtime_properties
 from ovchat.serve import ServerSettings, create_app
 
@@ -43,6 +44,7 @@ def shape_run(tmp_path_factory):
         pytest.skip("llama-cpp-python is not installed")
     d = tmp_path_factory.mktemp("shape")
     (d / "tiny.json").write_text(json.dumps(TINY_SHAPE))
+    shutil.rmtree(shapes_dir() / TINY_SHAPE["name"], ignore_errors=True)  # built by this run
     args = ("bench", "--shape", str(d / "tiny.json"), "--quick", "--rounds", "2", "--json")
     r = run_cli(*args, "--chart", str(d / "chart.png"))
     assert r.returncode == 0, r.stderr[-3000:]
@@ -55,10 +57,12 @@ def test_shape_is_built_once_and_every_engine_measured(shape_run):
     shape = data["shape"]
     assert shape["name"] == TINY_SHAPE["name"]
     steps = {"hf", "ov-seed", "ov-fast", "gguf-f16", "gguf-Q4_0", "gguf-Q4_K_M"}
-    assert set(shape["build_seconds"]) == steps and all(
-        v > 0 for v in shape["build_seconds"].values()
-    )
+    built = shape["build_seconds"]
+    assert set(built) == steps and all(v > 0 for v in built.values())
     assert "writing random weights" in stderr and "quantizing to Q4_K_M" in stderr
+    said: list[str] = []
+    again = prepare(get_shape(str(d / "tiny.json")), progress=said.append)
+    assert said == [] and again.build_seconds == built  # cached: nothing is built twice
     rounds, reps = data["settings"]["rounds"], data["settings"]["reps"]
     assert rounds == 2
     for e in data["engines"]:
