@@ -137,7 +137,13 @@ class Model:
         )
 
 
-def load(model: str | Path | None = None, device: str = DEFAULT_DEVICE, **properties: Any) -> Model:
+def load(
+    model: str | Path | None = None,
+    device: str = DEFAULT_DEVICE,
+    *,
+    prompt_lookup: bool = False,
+    **properties: Any,
+) -> Model:
     """Load a model: a library name (`smollm2`, `smollm2:int8`), an exported dir, or None for
     the default model (prepared once on first use).
 
@@ -145,6 +151,7 @@ def load(model: str | Path | None = None, device: str = DEFAULT_DEVICE, **proper
     ovchat's defaults (latency hint, one stream, paged attention so that each turn of a
     conversation reuses the KV cache of the history it resends). An embedding model gives an
     `EmbeddingModel`: a Model that embeds (`embed()`) and refuses to generate.
+    `prompt_lookup` turns on prompt-lookup decoding (see Engine).
     """
     path = resolve(model)
     if model_kind(path) == "embedding":
@@ -152,4 +159,4 @@ def load(model: str | Path | None = None, device: str = DEFAULT_DEVICE, **proper
 
         return EmbeddingModel(Embedder(path, device=device, properties=properties))
     props = {**CONVERSATION_PROPERTIES, **properties}
-    return Model(Engine(path, device=device, properties=props))
+    return Model(Engine(path, device=device, properties=props, prompt_lookup=prompt_lookup))

@@ -51,6 +51,8 @@ METRICS = (  # key, label, unit, higher is better
     ("ttft_long_ms", "TTFT long", "ms", False),
     ("prefill_tps", "prefill", "tok/s", True),
     ("decode_tps", "decode", "tok/s", True),
+    ("decode_cpu_ms", "decode CPU", "ms/tok", False),  # load-robust: CPU time per token
+    ("prefill_cpu_ms", "prefill CPU", "ms/tok", False),
     ("peak_rss_mb", "peak RSS", "MB", False),
     ("size_mb", "size on disk", "MB", False),
 )
@@ -61,6 +63,18 @@ TARGETS = (
     ("prefill_tps", "torch-fp32", 4.0),
 )
 WORKER_TIMEOUT_S = 1800
+
+
+@dataclass(frozen=True)
+class Variant:
+    """One column of a run: an engine on given files (`--shape` compares two exports of the
+    same weights and two GGUF quantizations). Unset fields fall back to the run's."""
+
+    label: str
+    engine: str
+    model_dir: str | None = None
+    gguf: str | None = None
+    properties: dict[str, Any] = field(default_factory=dict)
 
 
 # -- prompts ---------------------------------------------------------------------------------
@@ -110,6 +124,7 @@ class BenchResult:
     engines: list[EngineResult]
     targets: list[dict[str, Any]]
     skipped: dict[str, str]
+    shape: dict[str, Any] | None = None  # `--shape`: which, and how long building it took
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -129,8 +144,14 @@ def bench(
     reference: str | Path | None = None,
     gguf: str | Path | None = None,
     progress: Progress | None = None,
+    variants: Sequence[Variant] | None = None,
+    rounds: int = 1,
 ) -> BenchResult:
-    """Run each engine in a subprocess on the same prompts; return raw figures and ratios."""
+    """Run each engine in a subprocess on the same prompts; return raw figures and ratios.
+
+    `variants` replaces the engine list (`engines` then picks among their labels); with
+    `rounds` > 1 every engine runs once per round, engines alternating (the order rotated
+    each round), and its figures pool all rounds: load from others hits every engine alike."""
     progress = progress or printer("ovchat bench")
     from transformers import AutoTokenizer
 
@@ -138,29 +159,34 @@ def bench(
 
     s = settings or (QUICK if quick else FULL)
     load_before = list(os.getloadavg())  # the machine's load says how far to trust timings
-    wanted = list(engines or (QUICK_ENGINES if quick else ENGINES))
-    unknown = [e for e in wanted if e not in ENGINES]
+    known = [v.label for v in variants] if variants else list(ENGINES)
+    wanted = list(engines or (known if variants else QUICK_ENGINES if quick else ENGINES))
+    unknown = [e for e in wanted if e not in known]
     if unknown:
         raise OptionError(
-            f"unknown engine(s) {', '.join(unknown)}", f"use {', '.join(ENGINES)}", param="engines"
+            f"unknown engine(s) {', '.join(unknown)}", f"use {', '.join(known)}", param="engines"
         )
+    by_label = {v.label: v for v in variants or [Variant(e, e) for e in ENGINES]}
+    kinds = {by_label[e].engine for e in wanted}
     model_dir = resolve(model)
     info = read_model_info(model_dir)
     skipped: dict[str, str] = {}
     hf_dir: Path | None = None
-    if any(e.startswith("torch") for e in wanted):
+    if any(k.startswith("torch") for k in kinds):
         try:
             hf_dir = reference_dir(model_dir, reference, progress)
         except OvchatError as e:
             skipped.update({e2: str(e) for e2 in wanted if e2.startswith("torch")})
-    if "torch-bf16" in wanted and not has_bf16():
+    if "torch-bf16" in kinds and not has_bf16():
         skipped["torch-bf16"] = "the CPU has neither avx512_bf16 nor AMX"
     gguf_path = _gguf_for(model_dir, gguf, info.manifest)
-    if "llamacpp" in wanted:
+    for label in wanted:
+        if by_label[label].engine != "llamacpp":
+            continue
         if not llamacpp_available():
-            skipped["llamacpp"] = "llama-cpp-python is not installed (pip install ovchat[llamacpp])"
-        elif gguf_path is None:
-            skipped["llamacpp"] = "no GGUF for this model (pass --gguf)"
+            skipped[label] = "llama-cpp-python is not installed (pip install ovchat[llamacpp])"
+        elif gguf_path is None and by_label[label].gguf is None:
+            skipped[label] = "no GGUF for this model (pass --gguf)"
     run = [e for e in wanted if e not in skipped]
     for name, why in skipped.items():
         progress(f"skipping {name}: {why}")
@@ -182,14 +208,20 @@ def bench(
         "device": device,
         "context_length": info.context_length,
     }
-    results = []
-    for i, name in enumerate(run, 1):
-        progress(f"[{i}/{len(run)}] {name}: starting its subprocess")
-        results.append(_run_worker(name, spec, progress))
+    pooled: dict[str, list[EngineResult]] = {name: [] for name in run}
+    loads = []
+    for r in range(rounds):
+        order = run[r % len(run) :] + run[: r % len(run)] if run else []
+        for i, name in enumerate(order, 1):
+            where = f"round {r + 1}/{rounds}, " if rounds > 1 else ""
+            progress(f"[{where}{i}/{len(order)}] {name}: starting its subprocess")
+            pooled[name].append(_run_worker(by_label[name], spec, progress))
+        loads.append(list(os.getloadavg()))
+    results = [_pool(name, rs) for name, rs in pooled.items()]
     _add_ratios(results)
     return BenchResult(
         model=str(model_dir),
-        settings={**asdict(s), "quick": quick, "properties": spec["properties"]},
+        settings={**asdict(s), "quick": quick, "properties": spec["properties"], "rounds": rounds},
         machine={
             "cpu": cpu_model(),
             "cores": os.cpu_count(),
@@ -197,6 +229,7 @@ def bench(
             "amx": "amx_tile" in cpu_flags(),
             "load_average_before": load_before,
             "load_average_after": list(os.getloadavg()),
+            "load_average_rounds": loads,
         },
         versions=versions(),
         prompts=n_prompt,
@@ -218,10 +251,31 @@ def _gguf_for(model_dir: Path, gguf: str | Path | None, manifest: dict[str, Any]
     return None
 
 
-def _run_worker(name: str, spec: dict[str, Any], progress: Progress) -> EngineResult:
+def _pool(name: str, rounds: list[EngineResult]) -> EngineResult:
+    """One engine's rounds as one result: every value of every round (a failed round fails
+    the engine: its remaining figures would be a biased sample)."""
+    bad = next((r for r in rounds if not r.ok), None)
+    if bad is not None or len(rounds) == 1:
+        return bad or rounds[0]
+    metrics = {
+        key: summary([v for r in rounds for v in r.metrics[key]["values"]])
+        for key in rounds[0].metrics
+    }
+    info = dict(rounds[-1].info)
+    for key in ("generated_tokens",):
+        info[key] = [v for r in rounds for v in r.info.get(key, [])]
+    return EngineResult(name, True, metrics=metrics, info=info)
+
+
+def _run_worker(v: Variant, spec: dict[str, Any], progress: Progress) -> EngineResult:
+    name = v.label
     with tempfile.TemporaryDirectory(prefix="ovchat-bench-") as tmp:
         out = Path(tmp) / "result.json"
-        job = {**spec, "engine": name, "out": str(out), "tmp": tmp}
+        job = {**spec, "engine": v.engine, "label": v.label, "out": str(out), "tmp": tmp}
+        job["properties"] = {**spec["properties"], **v.properties}
+        for key in ("model_dir", "gguf"):
+            if getattr(v, key):
+                job[key] = getattr(v, key)
         env = {**os.environ, "TOKENIZERS_PARALLELISM": "false", "HF_HUB_OFFLINE": "1"}
         proc = subprocess.Popen(
             [sys.executable, "-c", "from ovchat.bench.worker import worker_main; worker_main()"],
@@ -270,13 +324,14 @@ def _add_ratios(results: list[EngineResult]) -> None:
 
 
 def _targets(results: list[EngineResult]) -> list[dict[str, Any]]:
+    """Each target against every engine of that kind (llamacpp: llamacpp-q4_0, ...)."""
     base = next((r for r in results if r.engine == "ovchat" and r.ok), None)
     out = []
     for key, other, want in TARGETS:
-        o = next((r for r in results if r.engine == other and r.ok), None)
-        if base is None or o is None:
-            continue
-        got = base.metrics[key]["median"] / o.metrics[key]["median"]
-        out.append({"metric": key, "against": other, "ovchat_times": got, "target": want,
-                    "met": got >= want})  # fmt: skip
+        for o in results:
+            if base is None or not o.ok or o.engine.split("-q")[0] != other:
+                continue
+            got = base.metrics[key]["median"] / o.metrics[key]["median"]
+            out.append({"metric": key, "against": o.engine, "ovchat_times": got,
+                        "target": want, "met": got >= want})  # fmt: skip
     return out

@@ -5,6 +5,7 @@ planner.py   prompt → token ids → checks → answer budget (every front end 
 sampling.py  GenerationOptions → genai's GenerationConfig
 steploop.py  the continuous-batching step loop
 streamer.py  token counting, incremental text, the channel between threads
+runtime.py   OpenVINO properties: defaults, what the recipe calls for, prompt lookup
 device.py    OpenVINO devices
 types.py     Chunk, Completion, EngineStatus
 """

@@ -21,15 +21,15 @@ import time
 from collections.abc import AsyncIterator, Callable, Iterator, Mapping, Sequence
 from dataclasses import replace
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 from ..errors import EngineError, InvalidModelError, OptionError, reason
 from ..modeldir import check_model_dir, read_model_info, reexport_hint
 from ..options import GenerationOptions
-from ..paths import compiled_cache_dir
 from . import kvcache
 from .device import DEFAULT_DEVICE, check_device
 from .planner import Plan, Planner, Prompt
+from .runtime import PROMPT_LOOKUP_NGRAM, PROMPT_LOOKUP_TOKENS, Backend, runtime_properties
 from .sampling import apply_options
 from .steploop import StepLoop
 from .streamer import LoopSink, TokenBytes, TokenCounter, streamer_class
@@ -37,13 +37,6 @@ from .structured import GrammarCheck, constraints, vocab_size
 from .tools import ToolSet
 from .types import Chunk, Completion, EngineStatus, Messages
 
-# The seed's properties; a model cache is added where it helps (see below).
-DEFAULT_PROPERTIES: dict[str, str] = {"PERFORMANCE_HINT": "LATENCY", "NUM_STREAMS": "1"}
-# LLMPipeline: genai's default paged-attention backend recompiles and rewrites its 100 MB
-# cache blob on every load; the SDPA backend is served from CACHE_DIR (second load ~3x faster)
-# and gives the same tokens. The batching backend needs paged attention, so it gets no
-# default CACHE_DIR (it would only rewrite the blob on every start).
-PIPELINE_PROPERTIES: dict[str, str] = {"ATTENTION_BACKEND": "SDPA"}
 # Conversations resend their history every turn: paged attention reuses the KV cache of a
 # repeated prefix (a 1,000-token history: ~30 CPU-ms instead of ~1 s), worth its slower load.
 # `ovchat chat` and ovchat.load() use it; one-shot `generate` keeps SDPA's fast load.
@@ -54,8 +47,6 @@ DEFAULT_MAX_NUM_SEQS = 32  # batching: sequences decoded in one step
 # is prefilled in chunks of this size between other requests' decode steps; a step holds
 # the GIL, so this also bounds how long the server cannot answer (benchmarks/prefill_hol.py).
 DEFAULT_PREFILL_CHUNK = 128
-
-Backend = Literal["pipeline", "batching"]
 
 
 class Engine:
@@ -70,7 +61,11 @@ class Engine:
         kv_cache_gb: float = DEFAULT_KV_CACHE_GB,
         max_num_seqs: int = DEFAULT_MAX_NUM_SEQS,
         prefill_chunk: int = DEFAULT_PREFILL_CHUNK,
+        prompt_lookup: bool = False,
     ) -> None:
+        """`prompt_lookup`: genai's prompt-lookup decoding (drafts copied from the prompt,
+        verified in one step; faster on answers that repeat their prompt, on the
+        paged-attention path). Greedy answers are the same tokens as without it."""
         if backend not in ("pipeline", "batching"):
             raise OptionError(
                 f"unknown backend {backend!r}", "use 'pipeline' or 'batching'", param="backend"
@@ -85,7 +80,10 @@ class Engine:
             )
         self.device = check_device(device)
         self.backend: Backend = backend
-        self.properties = _properties(backend, properties)
+        self.prompt_lookup = prompt_lookup
+        self.properties = runtime_properties(
+            backend, properties, self.info.manifest, self.device, prompt_lookup
+        )
         t0 = time.perf_counter()
         self._pipe = self._load(kv_cache_gb, max_num_seqs, prefill_chunk)
         self.load_seconds = time.perf_counter() - t0
@@ -104,7 +102,8 @@ class Engine:
 
         try:
             if self.backend == "pipeline":
-                return ov_genai.LLMPipeline(str(self.path), self.device, **self.properties)
+                extra = {"prompt_lookup": True} if self.prompt_lookup else {}
+                return ov_genai.LLMPipeline(str(self.path), self.device, **extra, **self.properties)
             sched = ov_genai.SchedulerConfig()
             sched.enable_prefix_caching = True
             sched.max_num_seqs = max_num_seqs
@@ -112,9 +111,8 @@ class Engine:
             sched.dynamic_split_fuse = True
             sched.max_num_batched_tokens = prefill_chunk
             self._size_kv_cache(sched, kv_cache_gb)
-            return ov_genai.ContinuousBatchingPipeline(
-                str(self.path), sched, self.device, self.properties
-            )
+            props = {**self.properties, **({"prompt_lookup": True} if self.prompt_lookup else {})}
+            return ov_genai.ContinuousBatchingPipeline(str(self.path), sched, self.device, props)
         except RuntimeError as e:
             why = reason(e)
             if "property" in why.lower():
@@ -284,6 +282,9 @@ class Engine:
         else:
             base = self._pipe.get_config()
         cfg = apply_options(base, options)
+        if self.prompt_lookup:
+            cfg.num_assistant_tokens = PROMPT_LOOKUP_TOKENS
+            cfg.max_ngram_size = PROMPT_LOOKUP_NGRAM
         candidates = constraints(options, tools)
         if candidates:
             chosen = self._grammar_check().choose(candidates)
@@ -333,21 +334,6 @@ class Engine:
         thread.daemon = True
         thread.start()
         return lambda wait: thread.join() if wait else None
-
-
-def _properties(backend: Backend, properties: Mapping[str, Any] | None) -> dict[str, Any]:
-    """ovchat's defaults, then the caller's; a compiled-model cache only where it is read."""
-    props: dict[str, Any] = dict(DEFAULT_PROPERTIES)
-    if backend == "pipeline":
-        props.update(PIPELINE_PROPERTIES)
-    props.update(properties or {})
-    if "CACHE_DIR" not in props and str(props.get("ATTENTION_BACKEND")).upper() == "SDPA":
-        props["CACHE_DIR"] = str(compiled_cache_dir())  # only SDPA is served from it
-    if props.get("CACHE_DIR") in ("", None):
-        props.pop("CACHE_DIR", None)  # the seed's CACHE_DIR="" means no cache
-    else:
-        Path(props["CACHE_DIR"]).mkdir(parents=True, exist_ok=True)
-    return props
 
 
 def _ids_tensor(ids: Sequence[int]) -> Any:

@@ -50,6 +50,7 @@ class ServerSettings:
     models: tuple[ModelSpec, ...] = ()
     max_loaded: int = DEFAULT_MAX_LOADED
     keep_alive: float | None = None  # seconds idle before a model unloads (None: never)
+    prompt_lookup: bool = False  # prompt-lookup decoding (Engine's prompt_lookup)
 
     @staticmethod
     def api_key_from_env() -> str | None:
@@ -67,6 +68,7 @@ class ServerSettings:
             kv_cache_gb=self.kv_cache_gb,
             max_num_seqs=self.max_running,
             prefill_chunk=self.prefill_chunk,
+            prompt_lookup=self.prompt_lookup,
         )
         # The first inference pays one-time setup (~0.5-1 s): pay it before "ready", not in
         # the first user's time to first token.

@@ -6,20 +6,30 @@ from __future__ import annotations
 
 import argparse
 import shutil
+from typing import Any, cast
 
 from ..bench.report import chart, markdown_table, render_table
 from ..bench.runner import ENGINES, FULL, QUICK, bench
+from ..bench.shapes import SHAPES
 from ..errors import OptionError
 from .cliargs import add_model_arguments, add_report_arguments, properties_from_args, write_json
 
-FLAGS = {"engines": "--engines", "gguf": "--gguf", "reference": "--reference"}
+FLAGS = {"engines": "--engines", "gguf": "--gguf", "reference": "--reference", "shape": "--shape"}
+SHAPE_ROUNDS = 3  # --shape: 3 alternating rounds of 1 repetition each
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     add_model_arguments(p)
     p.add_argument("--engines", help=f"comma-separated, from {','.join(ENGINES)} (default: all)")
     p.add_argument("--quick", action="store_true", help="smoke run: fewer reps, short prompts")
-    p.add_argument("--reps", type=int, help="timed repetitions per prompt")
+    p.add_argument(
+        "--shape",
+        help=f"a random-weight model shaped like a real one ({', '.join(SHAPES)}, or a JSON "
+        "file): built once into the cache, then ovchat on its fast and seed exports against "
+        "llama.cpp Q4_0 and Q4_K_M of the same weights",
+    )
+    p.add_argument("--rounds", type=int, help="run every engine this often, alternating")
+    p.add_argument("--reps", type=int, help="timed repetitions per prompt (per round)")
     p.add_argument("--new-tokens", type=int, help="tokens decoded per run (EOS ignored)")
     p.add_argument("--long-tokens", type=int, help="long prompt length in tokens")
     p.add_argument("--threads", type=int, help="threads for torch and llama.cpp")
@@ -35,15 +45,30 @@ def main(args: argparse.Namespace) -> int:
     from rich.console import Console
 
     s = QUICK if args.quick else FULL
+    if args.shape and not args.quick:
+        s = replace(s, reps=1)  # the repetitions are the alternating rounds
+    rounds = args.rounds or (SHAPE_ROUNDS if args.shape and not args.quick else 1)
     for key, value in (("reps", args.reps), ("new_tokens", args.new_tokens),
-                       ("long_tokens", args.long_tokens), ("threads", args.threads)):  # fmt: skip
+                       ("long_tokens", args.long_tokens), ("threads", args.threads),
+                       ("rounds", args.rounds)):  # fmt: skip
         if value is not None:
             if value < 1:
                 raise OptionError(f"--{key.replace('_', '-')} must be at least 1, got {value}")
-            s = replace(s, **{key: value})
+            if key != "rounds":
+                s = replace(s, **{key: value})
     engines = [e.strip() for e in args.engines.split(",") if e.strip()] if args.engines else None
+    model, variants, shape = args.model, None, cast("dict[str, Any] | None", None)
+    if args.shape:
+        from ..bench import shapes
+
+        if args.model or args.gguf:
+            raise OptionError("--shape builds its own models", "drop -m/--gguf", param="shape")
+        built = shapes.prepare(shapes.get_shape(args.shape))
+        model, variants = built.ov("fast"), shapes.variants(built)
+        shape = {"name": built.shape.name, "real": built.shape.real,
+                 "params": built.shape.params, "build_seconds": built.build_seconds}  # fmt: skip
     r = bench(
-        args.model,
+        model,
         engines,
         quick=args.quick,
         settings=s,
@@ -51,7 +76,10 @@ def main(args: argparse.Namespace) -> int:
         properties=properties_from_args(args),
         reference=args.reference,
         gguf=args.gguf,
+        variants=variants,
+        rounds=rounds,
     )
+    r.shape = shape
     to_stdout = args.json == "-"
     console = Console(stderr=to_stdout, width=max(160, shutil.get_terminal_size().columns))
     console.print(render_table(r))
@@ -62,6 +90,11 @@ def main(args: argparse.Namespace) -> int:
     )
     console.print("versions: " + ", ".join(f"{k} {v}" for k, v in r.versions.items()),
                   highlight=False)  # fmt: skip
+    if shape:
+        console.print(f"shape {shape['name']} ({shape['params'] / 1e9:.2f} B parameters, "
+                      f"random weights, the config of {shape['real']}); built in "
+                      + ", ".join(f"{k} {v:.0f}s" for k, v in shape["build_seconds"].items()),
+                      highlight=False)  # fmt: skip
     for t in r.targets:
         console.print(
             f"target: ovchat {t['metric']} {t['ovchat_times']:.2f}× {t['against']} "

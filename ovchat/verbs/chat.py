@@ -25,6 +25,7 @@ from .chat_ui import TRIPLE_QUOTE, PlainUI, TerminalUI
 from .cliargs import (
     add_generation_arguments,
     add_model_arguments,
+    add_prompt_lookup_argument,
     options_from_args,
     properties_from_args,
     stats_line,
@@ -236,6 +237,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     add_model_arguments(p)
     p.add_argument("-s", "--system", help="system message")
     p.add_argument("--no-stats", action="store_true", help="no stats line after each answer")
+    add_prompt_lookup_argument(p)
     add_generation_arguments(p)
 
 
@@ -246,10 +248,10 @@ def main(args: argparse.Namespace) -> int:
     if interactive():
         ui = TerminalUI()
         with ui.console.status("loading the model…", spinner="dots"):
-            model = load(args.model, args.device, **props)
+            model = load(args.model, args.device, prompt_lookup=args.prompt_lookup, **props)
     else:
         ui = PlainUI()
-        model = load(args.model, args.device, **props)
+        model = load(args.model, args.device, prompt_lookup=args.prompt_lookup, **props)
     try:
         conv = Conversation(model, system=args.system, options=options)
         return run(conv, ui, show_stats=not args.no_stats)

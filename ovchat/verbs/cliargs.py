@@ -78,6 +78,16 @@ def add_model_arguments(p: argparse.ArgumentParser, many: bool = False) -> None:
     )
 
 
+def add_prompt_lookup_argument(p: argparse.ArgumentParser) -> None:
+    """--prompt-lookup (generate, chat, serve)."""
+    p.add_argument(
+        "--prompt-lookup",
+        action="store_true",
+        help="prompt-lookup decoding: faster answers that repeat their prompt (editing, "
+        "summarising, code); same greedy answer",
+    )
+
+
 def add_generation_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("-n", "--max-new-tokens", type=int, default=DEFAULT_MAX_NEW_TOKENS)
     p.add_argument("-t", "--temperature", type=float, help="0 = greedy (default: the model's)")

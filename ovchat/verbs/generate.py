@@ -18,6 +18,7 @@ from .cliargs import (
     add_constraint_arguments,
     add_generation_arguments,
     add_model_arguments,
+    add_prompt_lookup_argument,
     options_from_args,
     properties_from_args,
     stats_line,
@@ -35,15 +36,19 @@ def generate(
     options: GenerationOptions | None = None,
     properties: Mapping[str, Any] | None = None,
     on_text: Callable[[str], None] | None = None,
+    prompt_lookup: bool = False,
 ) -> Completion:
-    """Answer `prompt` once. `raw` sends it as is (no chat template, no special tokens)."""
+    """Answer `prompt` once. `raw` sends it as is (no chat template, no special tokens);
+    `prompt_lookup` decodes with prompt-lookup drafts (see Engine)."""
     if raw and system:
         raise OptionError(
             "a system message has no effect on a raw prompt",
             "put it in the raw prompt",
             param="raw",
         )
-    engine = Engine(resolve(model), device=device, properties=properties)
+    engine = Engine(
+        resolve(model), device=device, properties=properties, prompt_lookup=prompt_lookup
+    )
     if raw:
         request: Any = prompt
     else:
@@ -60,6 +65,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--raw", action="store_true", help="send the prompt as is, no chat template")
     p.add_argument("--json", action="store_true", help="print one JSON object: text and stats")
     p.add_argument("--stats", action="store_true", help="print speed stats to stderr")
+    add_prompt_lookup_argument(p)
     add_generation_arguments(p)
     add_constraint_arguments(p)
 
@@ -91,6 +97,7 @@ def main(args: argparse.Namespace) -> int:
         options=options,
         properties=props,
         on_text=None if args.json else echo,
+        prompt_lookup=args.prompt_lookup,
     )
     if args.json:
         print(json.dumps(dataclasses.asdict(result), ensure_ascii=False))

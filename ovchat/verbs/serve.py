@@ -32,7 +32,7 @@ from ..serve.settings import (
     ModelSpec,
     ServerSettings,
 )
-from .cliargs import add_model_arguments, properties_from_args
+from .cliargs import add_model_arguments, add_prompt_lookup_argument, properties_from_args
 
 FLAGS = {
     "kv_cache_gb": "--kv-cache-gb",
@@ -76,6 +76,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--max-connections", type=int, default=DEFAULT_MAX_CONNECTIONS,
                    help="open connections; more are answered 503 (%(default)s)")  # fmt: skip
     add_ray_arguments(p)
+    add_prompt_lookup_argument(p)
 
 
 def add_ray_arguments(p: argparse.ArgumentParser) -> None:
@@ -170,6 +171,7 @@ def settings_from_args(a: argparse.Namespace) -> ServerSettings:
         prefill_chunk=a.prefill_chunk,
         read_timeout=a.read_timeout,
         max_connections=a.max_connections,
+        prompt_lookup=a.prompt_lookup,
     )
 
 
