@@ -136,6 +136,21 @@ def test_group_size_fallback_recorded(tiny_llama_hf, tmp_path):
     assert 64 in sizes and sizes <= {64, 128}
 
 
+def test_all_layers_flag_reaches_nncf():
+    import argparse
+
+    from ovchat.verbs.export import add_recipe_arguments, recipe_from_args
+
+    p = argparse.ArgumentParser()
+    add_recipe_arguments(p)
+    plain = recipe_from_args(p.parse_args(["--ratio", "1.0"]), source="m.gguf")
+    assert "all_layers" not in (plain.quantization_config() or {})
+    fast = recipe_from_args(p.parse_args(["--ratio", "1.0", "--all-layers"]), source="m.gguf")
+    # int4 asked, so a GGUF source is re-quantized rather than kept as its own blocks
+    assert fast.weight_format == "int4"
+    assert (fast.quantization_config() or {})["all_layers"] is True
+
+
 def test_bad_recipe_values():
     with pytest.raises(OptionError):
         Recipe(ratio=1.5).validate()

@@ -35,29 +35,13 @@ GGUF_TYPES = ("Q4_0", "Q4_K_M")
 FALLBACK = "adjust"  # widths no group size divides (Qwen's 896 = 7·128) are adjusted
 
 
-@dataclass(frozen=True)
-class FastRecipe(Recipe):
-    """The seed's Recipe plus nncf's `all_layers` (embedding and lm_head in int4 too).
-
-    Kept here rather than in convert/recipe.py while ovchat's export recipes are being
-    reworked; export() takes any Recipe and records all its fields in the manifest."""
-
-    all_layers: bool = False
-
-    def quantization_config(self) -> dict[str, Any] | None:
-        q = super().quantization_config()
-        if q is not None and self.weight_format == "int4" and self.all_layers:
-            q["all_layers"] = True
-        return q
-
-
 # The recipes a shape is exported with: the seed's (int4 sym g128, 60 % int4, int8 backup
 # and int8 embedding/lm_head) and the fastest found (every matmul int4 sym g128; with
 # DYNAMIC_QUANTIZATION_GROUP_SIZE = 128, which the engine applies to both, see
 # engine/runtime.py). README "Speed" has the measurements.
 RECIPES: dict[str, Recipe] = {
     "seed": Recipe(group_size_fallback=FALLBACK),
-    "fast": FastRecipe(ratio=1.0, all_layers=True, group_size_fallback=FALLBACK),
+    "fast": Recipe(ratio=1.0, all_layers=True, group_size_fallback=FALLBACK),
 }
 
 _QWEN2 = {

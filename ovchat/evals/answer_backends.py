@@ -9,8 +9,8 @@ import json
 from pathlib import Path
 from typing import Any
 
-from ..engine.engine import DEFAULT_PROPERTIES
 from ..engine.planner import Planner
+from ..engine.runtime import DEFAULT_PROPERTIES
 from ..engine.sampling import apply_options
 from ..modeldir import read_model_info
 from ..options import GenerationOptions

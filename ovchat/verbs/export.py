@@ -58,6 +58,11 @@ def add_recipe_arguments(p: argparse.ArgumentParser) -> None:
     sym.add_argument("--asym", dest="sym", action="store_false")
     p.add_argument("--group-size-fallback", choices=FALLBACKS, default=None)
     p.add_argument(
+        "--all-layers",
+        action="store_true",
+        help="int4 for the embedding and lm_head too (fastest decode; README Speed)",
+    )
+    p.add_argument(
         "--task",
         default=DEFAULT_TASK,
         help=f"optimum task ({DEFAULT_TASK}; feature-extraction: an embedding model)",
@@ -113,7 +118,9 @@ def recipe_from_args(
         DEFAULT_GROUP_SIZE,
         DEFAULT_RATIO,
         DEFAULT_SYM,
-    ) or bool(args.awq or args.scale_estimation or args.gptq or args.sensitivity_metric)
+    ) or bool(
+        args.awq or args.scale_estimation or args.gptq or args.sensitivity_metric or args.all_layers
+    )
     gguf = source is not None and source.lower().endswith(".gguf")
     if fmt is None and gguf and not embeds and not int4_asked:
         fmt = GGUF_FORMAT  # int4 options given: the user asked to re-quantize
@@ -132,6 +139,7 @@ def recipe_from_args(
         gptq=args.gptq,
         sensitivity_metric=args.sensitivity_metric,
         num_samples=args.num_samples,
+        all_layers=args.all_layers,
     )
 
 
