@@ -281,6 +281,8 @@ class Engine:
             base = self._pipe.get_generation_config()
         else:
             base = self._pipe.get_config()
+        if self.prompt_lookup:
+            base = self._model_defaults()
         cfg = apply_options(base, options)
         if self.prompt_lookup:
             cfg.num_assistant_tokens = PROMPT_LOOKUP_TOKENS
@@ -293,6 +295,19 @@ class Engine:
             cfg.validate()
         except RuntimeError as e:
             raise OptionError(f"the engine refused these options: {reason(e)}") from e
+        return cfg
+
+    def _model_defaults(self) -> Any:
+        """The model's own generation config. genai's prompt-lookup pipelines (both
+        backends) start from a blank one instead: no sampling defaults, no end token."""
+        import openvino_genai as ov_genai
+
+        path = self.path / "generation_config.json"
+        cfg = (
+            ov_genai.GenerationConfig(str(path)) if path.is_file() else ov_genai.GenerationConfig()
+        )
+        if cfg.eos_token_id < 0:
+            cfg.set_eos_token_id(self.tokenizer.get_eos_token_id())
         return cfg
 
     def _grammar_check(self) -> GrammarCheck:

@@ -63,7 +63,10 @@ def main(args: argparse.Namespace) -> int:
 
         if args.model or args.gguf:
             raise OptionError("--shape builds its own models", "drop -m/--gguf", param="shape")
-        built = shapes.prepare(shapes.get_shape(args.shape))
+        from ..bench.machine import llamacpp_available
+
+        # without llama-cpp-python: the OpenVINO exports only (its engines are then skipped)
+        built = shapes.prepare(shapes.get_shape(args.shape), gguf=llamacpp_available())
         model, variants = built.ov("fast"), shapes.variants(built)
         shape = {"name": built.shape.name, "real": built.shape.real,
                  "params": built.shape.params, "build_seconds": built.build_seconds}  # fmt: skip
