@@ -217,3 +217,25 @@ def test_a_plan_is_sent_as_planned(engine):
     assert list(plan.ids) == ids and plan.options == o
     a, b = engine.generate(USER, o), engine.generate(plan, o)
     assert (a.text, a.prompt_tokens) == (b.text, b.prompt_tokens) == (a.text, len(ids))
+
+
+def test_bytes_python_refuses_become_replacement_characters(engine):
+    """F4 90 80 80 passes genai's detokenizer but not Python's UTF-8 decoder (past
+    U+10FFFF): the answer goes on with U+FFFD instead of failing (a tiny model sampled it)."""
+    import queue
+
+    from ovchat.engine.streamer import TokenCounter
+
+    tok = engine.tokenizer
+    vocab = tok.get_vocab()
+    bad = [vocab[bytes([b])] for b in (0xF4, 0x90, 0x80, 0x80)]
+    hello = [int(i) for i in tok.encode("Hello there").input_ids.data[0]]
+    sink: queue.Queue = queue.Queue()
+    counter = TokenCounter(tok, sink, threading.Event())
+    for ids in (hello, bad, hello, [tok.get_eos_token_id()]):
+        counter.write(ids)
+    counter.end()
+    events = [sink.get_nowait() for _ in range(sink.qsize())]
+    text = "".join(payload[1] for kind, payload in events if kind == "text")
+    assert text.startswith("Hello there") and text.endswith("Hello there")
+    assert "\ufffd" in text and counter.tokens == 2 * len(hello) + 5

@@ -62,15 +62,74 @@ class _Answer:
         self.tokens = 0
         self.pending: list[TokenLogprob] = []
         self.text = ov_genai.TextStreamer(owner.tokenizer, self._on_text)
+        self.ids: list[int] = []
+        self.sent = 0  # characters sent so far
+        self._bytes: _ReplacingText | None = None  # set once genai's text failed
+
+    def write(self, toks: list[int]) -> None:
+        self.ids.extend(toks)
+        if self._bytes is None:
+            try:
+                self.text.write(toks)
+                return
+            except UnicodeDecodeError:  # see _ReplacingText
+                self._bytes = _ReplacingText(self.owner.tokenizer, skip=self.sent)
+                toks = self.ids
+        self._send(self._bytes.feed(toks))
+
+    def end(self) -> None:
+        if self._bytes is None:
+            try:
+                self.text.end()
+                return
+            except UnicodeDecodeError:
+                self._bytes = _ReplacingText(self.owner.tokenizer, skip=self.sent)
+                self._send(self._bytes.feed(self.ids))
+        self._send(self._bytes.flush())
+
+    def _send(self, text: str) -> None:
+        if text:
+            self.sent += len(text)
+            self.owner.sink.put(("text", (self.index, text, self.take())))
 
     def _on_text(self, text: str) -> Any:
-        if text:
-            self.owner.sink.put(("text", (self.index, text, self.take())))
+        self._send(text)
         return self.owner.running
 
     def take(self) -> tuple[TokenLogprob, ...]:
         out, self.pending = tuple(self.pending), []
         return out
+
+
+class _ReplacingText:
+    """An answer's text from its tokens' bytes, invalid UTF-8 shown as U+FFFD.
+
+    Written by hand because genai's TextStreamer hands its text to Python as str, and bytes
+    that its detokenizer lets through but Python's UTF-8 decoder refuses (e.g. F4 90..BF:
+    past U+10FFFF) raise inside it, which would end the answer with an error. Used only from
+    that point on; `skip` characters (already sent by genai's streamer) are not sent again.
+    """
+
+    def __init__(self, tokenizer: Any, skip: int) -> None:
+        import codecs
+
+        self.vocab = TokenBytes(tokenizer)
+        ids = (tokenizer.get_bos_token_id(), tokenizer.get_eos_token_id())
+        self.special = {*ids, tokenizer.get_pad_token_id()}
+        self.decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
+        self.skip = skip
+
+    def feed(self, ids: Sequence[int]) -> str:
+        raw = b"".join(self.vocab.raw(t) for t in ids if t not in self.special)
+        return self._cut(self.decoder.decode(raw))
+
+    def flush(self) -> str:
+        return self._cut(self.decoder.decode(b"", final=True))
+
+    def _cut(self, text: str) -> str:
+        n = min(self.skip, len(text))
+        self.skip -= n
+        return text[n:]
 
 
 class TokenCounter:
@@ -116,12 +175,12 @@ class TokenCounter:
             answer.pending.extend(
                 self.vocab.entry(t, lp) for t, lp in zip(toks, logprobs, strict=False)
             )
-        answer.text.write(toks)
+        answer.write(toks)
         return self._status.CANCEL if self.cancel.is_set() else self.running
 
     def end(self) -> None:
         for answer in self._answers.values():
-            answer.text.end()
+            answer.end()
 
     def finish(self, error: BaseException | None = None) -> None:
         """The one "end" event of this request (after recording an error, if any)."""
@@ -167,8 +226,11 @@ class TokenBytes:
     def __init__(self, tokenizer: Any) -> None:
         self._bytes = {i: b for b, i in tokenizer.get_vocab().items()}
 
+    def raw(self, token: int) -> bytes:
+        return self._bytes.get(token, b"")
+
     def entry(self, token: int, logprob: float) -> TokenLogprob:
-        raw = self._bytes.get(token, b"")
+        raw = self.raw(token)
         # A token may hold part of a character: its bytes escaped, as OpenAI shows them.
         text = raw.decode("utf-8", errors="backslashreplace")
         return TokenLogprob(int(token), text, tuple(raw), float(logprob))
