@@ -89,7 +89,7 @@ def _logits(exported_dir: Path, hf_dir: Path, ids: list[int]) -> tuple[np.ndarra
     return a, b
 
 
-def test_exact_export_gives_the_dequantized_models_logits(exported, tiny_gguf, tmp_path):
+def test_exact_export_gives_the_dequantized_models_logits(exported, tiny_gguf, tmp_path, capfd):
     from ovchat.convert.gguf import gguf_to_hf
 
     m = json.loads((exported["exact"] / "ovchat.json").read_text())
@@ -98,7 +98,9 @@ def test_exact_export_gives_the_dequantized_models_logits(exported, tiny_gguf, t
     assert applied["gguf"]["exact_tensors"] == {"Q4_1": 9, "Q4_0": 4, "Q8_0": 3}
     assert applied["gguf"]["int8_fallback_tensors"] == {}
     assert set(applied["share_by_type"]) <= {"u4", "i8", "f16", "f32"}  # no re-quantization
+    capfd.readouterr()
     hf = gguf_to_hf(tiny_gguf["exact"], tmp_path / "ref")
+    assert "GGUF tensors" not in capfd.readouterr().err  # transformers' own bar stays quiet
     ids = list(range(3, 60))
     got, want = _logits(exported["exact"], hf, ids)
     assert np.abs(got - want).max() < 2e-3 * np.abs(want).max()

@@ -8,9 +8,11 @@ with the `tokenizers` library. SentencePiece-style GGUFs keep transformers' conv
 
 from __future__ import annotations
 
+import contextlib
+import functools
 import shutil
 import tempfile
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -118,6 +120,26 @@ def build_tokenizer(meta: dict[str, Any]) -> Any:
     )
 
 
+@contextlib.contextmanager
+def _quiet_gguf_bar() -> Iterator[None]:
+    """transformers' GGUF import draws a tqdm bar of its own, which its disable_progress_bar()
+    does not reach; ovchat prints its own progress lines instead."""
+    try:
+        import transformers.modeling_gguf_pytorch_utils as gguf_utils
+    except ImportError:
+        yield
+        return
+    bar = getattr(gguf_utils, "tqdm", None)
+    if bar is None:
+        yield
+        return
+    gguf_utils.tqdm = functools.partial(bar, disable=True)
+    try:
+        yield
+    finally:
+        gguf_utils.tqdm = bar
+
+
 def gguf_to_hf(
     gguf_path: str | Path, out_dir: str | Path, progress: Callable[[str], None] = lambda s: None
 ) -> Path:
@@ -134,9 +156,10 @@ def gguf_to_hf(
     arch = meta.get("general.architecture", "?")
     progress(f"reading GGUF ({arch}, {src.stat().st_size / 2**20:.0f} MiB)")
     try:
-        model = AutoModelForCausalLM.from_pretrained(
-            str(src.parent), gguf_file=src.name, dtype=torch.float32
-        )
+        with _quiet_gguf_bar():
+            model = AutoModelForCausalLM.from_pretrained(
+                str(src.parent), gguf_file=src.name, dtype=torch.float32
+            )
     except (ValueError, KeyError, NotImplementedError) as e:
         raise UnsupportedModelError(
             f"transformers cannot load GGUF architecture {arch!r}: {str(e).splitlines()[0][:200]}",
