@@ -1,8 +1,12 @@
-"""OpenVINO devices: which are present, and checking the one asked for."""
+"""OpenVINO devices: which are present, checking the one asked for, and what a failed load
+on one means."""
 
 from __future__ import annotations
 
-from ..errors import DeviceError, OptionError
+from pathlib import Path
+
+from ..errors import DeviceError, InvalidModelError, OptionError, OvchatError, reason
+from ..modeldir import reexport_hint
 
 DEFAULT_DEVICE = "CPU"
 META_DEVICES = ("AUTO", "HETERO", "MULTI", "BATCH")
@@ -30,3 +34,15 @@ def check_device(device: str) -> str:
         param="device",
         choices=present,
     )
+
+
+def load_error(path: Path, e: RuntimeError) -> OvchatError:
+    """OpenVINO refused to load an export: a property it does not take, or the files."""
+    why = reason(e)
+    if "property" in why.lower():
+        return OptionError(
+            f"OpenVINO refused a property: {why}",
+            "check the OpenVINO properties passed",
+            param="properties",
+        )
+    return InvalidModelError(f"OpenVINO could not load {path}: {why}", reexport_hint(path))

@@ -17,10 +17,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from ..errors import ContextLengthError, InvalidModelError, OptionError, reason
-from ..modeldir import check_model_dir, read_model_info, reexport_hint
+from ..errors import ContextLengthError, InvalidModelError, OptionError
+from ..modeldir import check_model_dir, read_model_info
 from ..paths import compiled_cache_dir
-from .device import DEFAULT_DEVICE, check_device
+from .device import DEFAULT_DEVICE, check_device, load_error
 
 DEFAULT_EMBED_PROPERTIES: dict[str, str] = {"PERFORMANCE_HINT": "LATENCY", "NUM_STREAMS": "1"}
 BATCH = 32  # texts per pipeline call: padding to the longest text costs less in small batches
@@ -101,16 +101,7 @@ class Embedder:
             pipe = cls(str(self.path), self.device, cfg, **self.properties)
             return pipe, ov_genai.Tokenizer(str(self.path))
         except RuntimeError as e:
-            why = reason(e)
-            if "property" in why.lower():
-                raise OptionError(
-                    f"OpenVINO refused a property: {why}",
-                    "check the OpenVINO properties passed",
-                    param="properties",
-                ) from e
-            raise InvalidModelError(
-                f"OpenVINO could not load {self.path}: {why}", reexport_hint(self.path)
-            ) from e
+            raise load_error(self.path, e) from e
 
     def count_tokens(self, texts: Sequence[str], query: bool = False) -> list[int]:
         """Tokens each text takes, its instruction included."""

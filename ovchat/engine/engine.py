@@ -24,10 +24,10 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import EngineError, InvalidModelError, OptionError, reason
-from ..modeldir import check_model_dir, read_model_info, reexport_hint
+from ..modeldir import check_model_dir, read_model_info
 from ..options import GenerationOptions
 from . import kvcache
-from .device import DEFAULT_DEVICE, check_device
+from .device import DEFAULT_DEVICE, check_device, load_error
 from .planner import Plan, Planner, Prompt
 from .runtime import PROMPT_LOOKUP_NGRAM, PROMPT_LOOKUP_TOKENS, Backend, runtime_properties
 from .sampling import apply_options
@@ -114,16 +114,7 @@ class Engine:
             props = {**self.properties, **({"prompt_lookup": True} if self.prompt_lookup else {})}
             return ov_genai.ContinuousBatchingPipeline(str(self.path), sched, self.device, props)
         except RuntimeError as e:
-            why = reason(e)
-            if "property" in why.lower():
-                raise OptionError(
-                    f"OpenVINO refused a property: {why}",
-                    "check the OpenVINO properties passed",
-                    param="properties",
-                ) from e
-            raise InvalidModelError(
-                f"OpenVINO could not load {self.path}: {why}", reexport_hint(self.path)
-            ) from e
+            raise load_error(self.path, e) from e
 
     def _size_kv_cache(self, sched: Any, kv_cache_gb: float) -> None:
         if not kv_cache_gb > 0:
