@@ -8,7 +8,7 @@ jsongrammar.py), "genai" the same schema through genai's own JSON-schema grammar
 variant decodes as many tokens with `ignore_eos`. The first round is a warm-up (and compiles
 the grammars once). Prints decode tok/s medians and the ratios to free, and the process's
 CPU time per generated token (all of genai's threads): on a shared machine the wall clock
-swings with other people's load, the CPU a request burns much less.
+swings with other processes' load, the CPU a request burns much less.
 
     .venv/bin/python benchmarks/constrained_ab.py                 # default model, 6 rounds
     .venv/bin/python benchmarks/constrained_ab.py -m DIR --rounds 8 --json out.json
