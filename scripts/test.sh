@@ -8,4 +8,8 @@ PY=.venv/bin/python
 "$PY" -m ruff check .
 "$PY" -m ruff format --check .
 "$PY" -m mypy ovchat
+# The documentation site: a broken link or anchor, or a nav entry without its page, fails.
+SITE=$(mktemp -d)
+NO_MKDOCS_2_WARNING=1 "$PY" -m mkdocs build --strict --site-dir "$SITE"
+rm -rf "$SITE"
 exec "$PY" -m pytest -q -p no:cacheprovider "$@"

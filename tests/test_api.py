@@ -14,7 +14,7 @@ import ovchat
 from ovchat.errors import ContextLengthError, OptionError
 from ovchat.options import GenerationOptions
 
-# The README's example, as the README shows it.
+# The example on docs/python.md, as the page shows it (tests/test_docs.py checks it is there).
 README_EXAMPLE = """\
 import ovchat
 

@@ -163,7 +163,7 @@ CODE_EDIT = (
 def test_prompt_lookup_gives_the_same_greedy_answer(smollm2):
     # Against the same attention path (paged attention) without lookup, in f32: in bf16 a
     # K+1-token verification step rounds differently from single-token steps, and greedy
-    # answers part at the first near-tie (README "Prompt lookup").
+    # answers part at the first near-tie (docs/generate-chat.md, "Prompt-lookup decoding").
     args = ("generate", "-m", str(smollm2), "-t", "0", "-n", "48", "--json", CODE_EDIT)
     args += ("-p", "INFERENCE_PRECISION_HINT=f32")
     plain = run_cli(*args, "-p", "ATTENTION_BACKEND=PA")

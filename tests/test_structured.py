@@ -32,7 +32,7 @@ class Address(BaseModel):
 
 
 class Person(BaseModel):
-    """Every string bounded: then every answer finishes (README, "JSON output")."""
+    """Every string bounded: then every answer finishes (docs/server.md, "JSON output")."""
 
     name: str = Field(max_length=32)
     age: int = Field(ge=0, le=150)
