@@ -17,7 +17,7 @@ from conftest import run_cli, run_main
 from test_serve import ServerThread
 
 from ovchat import Engine, GenerationOptions
-from ovchat.bench.shapes import SHAPES, Shape, get_shape, prepare, shapes_dir
+from ovchat.bench.lookalikes import SHAPES, ModelShape, get_shape, prepare, shapes_dir
 from ovchat.engine.runtime import DQ_GROUP, recipe_properties, runtime_properties
 from ovchat.serve import ServerSettings, create_app
 
@@ -109,7 +109,7 @@ def test_shape_exports_record_their_recipe_and_get_its_runtime_property(shape_ru
 
 
 def _shape_params() -> int:
-    return Shape(TINY_SHAPE["name"], "", TINY_SHAPE["config"]).params
+    return ModelShape(TINY_SHAPE["name"], "", TINY_SHAPE["config"]).params
 
 
 def test_known_shapes_have_their_real_sizes():

@@ -60,7 +60,7 @@ _LLAMA32 = {
 
 
 @dataclass(frozen=True)
-class Shape:
+class ModelShape:
     name: str
     real: str  # the model whose config this is
     config: dict[str, Any] = field(default_factory=dict)
@@ -78,23 +78,23 @@ class Shape:
 
 # Values from each model's own config.json. 3B-class shapes are left out: exporting them
 # peaks at ~13-15 GB of RAM (0.5B: 3.1 GB, 1B: 5.5 GB, 1.5B: 6.0 GB).
-SHAPES: dict[str, Shape] = {
+SHAPES: dict[str, ModelShape] = {
     s.name: s
     for s in (
-        Shape("qwen2.5-0.5b", "Qwen/Qwen2.5-0.5B-Instruct", {
+        ModelShape("qwen2.5-0.5b", "Qwen/Qwen2.5-0.5B-Instruct", {
             **_QWEN2, "hidden_size": 896, "intermediate_size": 4864, "num_hidden_layers": 24,
             "num_attention_heads": 14, "num_key_value_heads": 2}),
-        Shape("llama-3.2-1b", "meta-llama/Llama-3.2-1B-Instruct", {
+        ModelShape("llama-3.2-1b", "meta-llama/Llama-3.2-1B-Instruct", {
             **_LLAMA32, "hidden_size": 2048, "intermediate_size": 8192, "num_hidden_layers": 16,
             "num_attention_heads": 32, "num_key_value_heads": 8, "head_dim": 64}),
-        Shape("qwen2.5-1.5b", "Qwen/Qwen2.5-1.5B-Instruct", {
+        ModelShape("qwen2.5-1.5b", "Qwen/Qwen2.5-1.5B-Instruct", {
             **_QWEN2, "hidden_size": 1536, "intermediate_size": 8960, "num_hidden_layers": 28,
             "num_attention_heads": 12, "num_key_value_heads": 2}),
     )
 }  # fmt: skip
 
 
-def get_shape(name_or_file: str) -> Shape:
+def get_shape(name_or_file: str) -> ModelShape:
     """A known shape by name, or one described by a JSON file {"name", "real", "config"}."""
     if name_or_file in SHAPES:
         return SHAPES[name_or_file]
@@ -102,7 +102,7 @@ def get_shape(name_or_file: str) -> Shape:
     if path.suffix == ".json" and path.is_file():
         try:
             d = json.loads(path.read_text())
-            return Shape(str(d["name"]), str(d.get("real", "custom")), dict(d["config"]))
+            return ModelShape(str(d["name"]), str(d.get("real", "custom")), dict(d["config"]))
         except (ValueError, KeyError, TypeError) as e:
             raise OptionError(f"{path} is not a shape file: {e}", param="shape") from e
     raise OptionError(
@@ -116,7 +116,7 @@ def get_shape(name_or_file: str) -> Shape:
 class ShapeModels:
     """Where a built shape's models are, and how long each step took to build."""
 
-    shape: Shape
+    shape: ModelShape
     root: Path
 
     @property
@@ -151,7 +151,7 @@ def shapes_dir() -> Path:
     return home() / "shapes"
 
 
-def prepare(shape: Shape, progress: Progress | None = None, gguf: bool = True) -> ShapeModels:
+def prepare(shape: ModelShape, progress: Progress | None = None, gguf: bool = True) -> ShapeModels:
     """Build what is missing of `shape`'s models (HF dir, both OV exports, the GGUFs)."""
     from ..convert.export import export
     from .gguf_tools import hf_to_gguf, quantize_gguf
@@ -211,7 +211,7 @@ def padded_tokenizer(vocab_size: int) -> tuple[Any, dict[str, int | None]]:
     return build_tokenizer(meta), ids
 
 
-def write_random_model(shape: Shape, out: Path, dtype: str = "bfloat16") -> Path:
+def write_random_model(shape: ModelShape, out: Path, dtype: str = "bfloat16") -> Path:
     """An HF model dir with `shape`'s config and seeded N(0, 0.02) weights (norms 1, biases
     0), written tensor by tensor in shards: peak RAM is about one shard, never the model."""
     import torch
