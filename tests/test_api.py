@@ -14,7 +14,7 @@ import ovchat
 from ovchat.errors import ContextLengthError, OptionError
 from ovchat.options import GenerationOptions
 
-# The README's example, as the README shows it (the lead pastes it from /tmp/ovchat-notes).
+# The README's example, exactly as the README shows it.
 README_EXAMPLE = """\
 import ovchat
 

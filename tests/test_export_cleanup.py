@@ -1,4 +1,4 @@
-"""An export never leaves its hidden work dir behind (issue 9): not when it fails, and not
+"""An export never leaves its hidden work dir behind: not when it fails, and not
 when it is killed (the next export to the same place removes it), while the work dir of an
 export still running is never touched."""
 

@@ -1,5 +1,5 @@
-"""The real default model (SmolLM2-135M-Instruct, its GGUF's own Q4_1 blocks): the seed's
-question end to end."""
+"""The real default model (SmolLM2-135M-Instruct, its GGUF's own Q4_1 blocks): the
+introduction question end to end, and optimum-intel's OVModelForCausalLM path on its export."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ from ovchat import Engine, GenerationOptions
 
 pytestmark = pytest.mark.real
 
-SEED_QUESTION = "can you introduce yourself?"
+INTRO_QUESTION = "can you introduce yourself?"
 
 
 def test_default_model_keeps_the_ggufs_blocks(smollm2):
@@ -45,7 +45,7 @@ def test_default_model_reused(smollm2):
 
 
 def test_seed_question_via_cli(smollm2):
-    r = run_cli("generate", SEED_QUESTION, "--json", "-t", "0", "-n", "200")
+    r = run_cli("generate", INTRO_QUESTION, "--json", "-t", "0", "-n", "200")
     assert r.returncode == 0, r.stderr
     out = json.loads(r.stdout)
     text = out["text"]
@@ -69,8 +69,8 @@ def test_system_message_rendered_and_answered(smollm2):
     assert c.text.strip() and c.finish_reason in ("stop", "length")
 
 
-def test_seed_code_path_on_our_export(smollm2):
-    """The seed's own steps 2-10: OVModelForCausalLM + AutoTokenizer on an ovchat export."""
+def test_optimum_intel_path_on_our_export(smollm2):
+    """optimum-intel's OVModelForCausalLM + AutoTokenizer on an ovchat export."""
     from optimum.intel.openvino import OVModelForCausalLM
     from transformers import AutoConfig, AutoTokenizer
 
@@ -80,23 +80,23 @@ def test_seed_code_path_on_our_export(smollm2):
         config=AutoConfig.from_pretrained(smollm2, trust_remote_code=True), trust_remote_code=True,
     )  # fmt: skip
     tok = AutoTokenizer.from_pretrained(smollm2, trust_remote_code=True)
-    prompt = f"<|im_start|>user\n{SEED_QUESTION}<|im_end|>\n<|im_start|>assistant\n"
+    prompt = f"<|im_start|>user\n{INTRO_QUESTION}<|im_end|>\n<|im_start|>assistant\n"
     inputs = tok(prompt, return_tensors="pt", add_special_tokens=False)
     answer = model.generate(**inputs, max_new_tokens=60, do_sample=False)
     text = tok.batch_decode(answer, skip_special_tokens=True)[0]
-    assert text.startswith(f"user\n{SEED_QUESTION}\nassistant\n")
+    assert text.startswith(f"user\n{INTRO_QUESTION}\nassistant\n")
     reply = text.split("assistant\n", 1)[1]
     assert len(reply.split()) >= 5 and "Ġ" not in reply
-    # At f32 (no bf16, no u8 KV cache) the seed path and our engine say the same thing.
+    # At f32 (no bf16, no u8 KV cache) optimum-intel and our engine say the same thing.
     exact = {
         "INFERENCE_PRECISION_HINT": "f32",
         "KV_CACHE_PRECISION": "f32",
         "DYNAMIC_QUANTIZATION_GROUP_SIZE": "0",
         "CACHE_DIR": "",
     }
-    seed_f32 = OVModelForCausalLM.from_pretrained(smollm2, device="CPU", ov_config=exact)
+    optimum_f32 = OVModelForCausalLM.from_pretrained(smollm2, device="CPU", ov_config=exact)
     ref = tok.batch_decode(
-        seed_f32.generate(**inputs, max_new_tokens=30, do_sample=False), skip_special_tokens=True
+        optimum_f32.generate(**inputs, max_new_tokens=30, do_sample=False), skip_special_tokens=True
     )[0].split("assistant\n", 1)[1]
     ours = Engine(smollm2, properties=exact).generate(
         prompt, GenerationOptions(max_new_tokens=30, temperature=0)

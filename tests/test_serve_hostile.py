@@ -1,4 +1,4 @@
-"""Hostile input against a real server (issue 9): values the engine cannot take, text that is
+"""Hostile input against a real server: values the engine cannot take, text that is
 not Unicode, bodies that are not JSON, slow and oversized requests, too many connections.
 Every answer is a 4xx in OpenAI's shape that names what is wrong and carries no internal
 text; the server keeps serving.

@@ -1,4 +1,4 @@
-"""The KV-cache pool and the server's memory (issue 9): the pool is the size asked (also a
+"""The KV-cache pool and the server's memory: the pool is the size asked (also a
 fraction of a GB), its usage is reported as a ratio, a pool too small for one context window
 is refused, and repeated rounds of streams do not grow the server's memory without bound."""
 

@@ -1,4 +1,4 @@
-"""Stopping `ovchat serve` with answers in flight (issue 9): SIGINT and SIGTERM end every
+"""Stopping `ovchat serve` with answers in flight: SIGINT and SIGTERM end every
 stream cleanly (an error event in OpenAI's shape, then [DONE]), answer non-streamed
 requests with a 503, close the engine, print the "stopped" line and exit 130 / 143.
 

@@ -7,7 +7,7 @@ padded with unreachable entries up to the real vocab size, so embedding and lm_h
 what they really cost; llama.cpp's converter recognises it as SmolLM2's.
 
 Built once into ovchat's cache (`<home>/shapes/NAME/`), each step atomic and timed:
-hf/ (bf16 safetensors) → ov-seed/ and ov-fast/ (OpenVINO int4 exports) → Q4_0.gguf and
+hf/ (bf16 safetensors) → ov-optimum/ and ov-fast/ (OpenVINO int4 exports) → Q4_0.gguf and
 Q4_K_M.gguf (llama.cpp's converter and quantizer, see gguf_tools.py).
 """
 
@@ -35,12 +35,12 @@ GGUF_TYPES = ("Q4_0", "Q4_K_M")
 FALLBACK = "adjust"  # widths no group size divides (Qwen's 896 = 7·128) are adjusted
 
 
-# The recipes a shape is exported with: the seed's (int4 sym g128, 60 % int4, int8 backup
-# and int8 embedding/lm_head) and the fastest found (every matmul int4 sym g128; with
-# DYNAMIC_QUANTIZATION_GROUP_SIZE = 128, which the engine applies to both, see
+# The recipes a shape is exported with: optimum-intel's int4 recipe (int4 sym g128, 60 %
+# int4, int8 backup and int8 embedding/lm_head) and the fastest found (every matmul int4 sym
+# g128; with DYNAMIC_QUANTIZATION_GROUP_SIZE = 128, which the engine applies to both, see
 # engine/runtime.py). README "Speed" has the measurements.
 RECIPES: dict[str, Recipe] = {
-    "seed": Recipe(group_size_fallback=FALLBACK),
+    "optimum": Recipe(group_size_fallback=FALLBACK),
     "fast": Recipe(ratio=1.0, all_layers=True, group_size_fallback=FALLBACK),
 }
 
@@ -136,13 +136,13 @@ class ShapeModels:
 
 
 def variants(m: ShapeModels) -> list[Any]:
-    """The engines `ovchat bench --shape` compares: ovchat on the fast and on the seed
-    export (both with the engine's runtime defaults), llama.cpp on Q4_0 and Q4_K_M."""
+    """The engines `ovchat bench --shape` compares: ovchat on the fast and on the optimum-intel
+    recipe's export (both with the engine's runtime defaults), llama.cpp on Q4_0 and Q4_K_M."""
     from .runner import Variant
 
     return [
         Variant("ovchat", "ovchat", model_dir=str(m.ov("fast"))),
-        Variant("ovchat-seed-recipe", "ovchat", model_dir=str(m.ov("seed"))),
+        Variant("ovchat-optimum-recipe", "ovchat", model_dir=str(m.ov("optimum"))),
         *(Variant(f"llamacpp-{q.lower()}", "llamacpp", gguf=str(m.gguf(q))) for q in GGUF_TYPES),
     ]
 

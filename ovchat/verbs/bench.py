@@ -1,6 +1,6 @@
-"""Speed of ovchat against other engines (the seed's optimum-intel path, PyTorch, llama.cpp),
-side by side on this machine: load, time to first token, prefill and decode tokens/s, peak
-memory, size on disk. Each engine runs in its own subprocess."""
+"""Speed of ovchat against other engines (optimum-intel's OVModelForCausalLM path, PyTorch,
+llama.cpp), side by side on this machine: load, time to first token, prefill and decode
+tokens/s, peak memory, size on disk. Each engine runs in its own subprocess."""
 
 from __future__ import annotations
 
@@ -25,8 +25,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--shape",
         help=f"a random-weight model shaped like a real one ({', '.join(SHAPES)}, or a JSON "
-        "file): built once into the cache, then ovchat on its fast and seed exports against "
-        "llama.cpp Q4_0 and Q4_K_M of the same weights",
+        "file): built once into the cache, then ovchat on its fast export and on one with "
+        "optimum-intel's int4 recipe against llama.cpp Q4_0 and Q4_K_M of the same weights",
     )
     p.add_argument("--rounds", type=int, help="run every engine this often, alternating")
     p.add_argument("--reps", type=int, help="timed repetitions per prompt (per round)")
