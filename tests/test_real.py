@@ -44,7 +44,7 @@ def test_default_model_reused(smollm2):
     assert (smollm2 / "ovchat.json").stat().st_mtime_ns == before  # not prepared again
 
 
-def test_seed_question_via_cli(smollm2):
+def test_introduction_question_via_cli(smollm2):
     r = run_cli("generate", INTRO_QUESTION, "--json", "-t", "0", "-n", "200")
     assert r.returncode == 0, r.stderr
     out = json.loads(r.stdout)
