@@ -132,5 +132,4 @@ def settings_from_config(args: dict[str, Any]) -> ServerSettings:
     try:
         return ServerSettings.from_flags({**args, "ray": True})
     except ValidationError as e:
-        line, _ = explain(e, key)
-        raise OptionError(f"ovchat's Ray args: {line}") from None
+        raise OptionError(f"ovchat's Ray args: {explain(e, key)}") from None

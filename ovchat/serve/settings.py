@@ -240,9 +240,9 @@ def key(name: str) -> str:
     return KEYS.get(name) or name.replace("_", "-")
 
 
-def explain(error: ValidationError, spell: Callable[[str], str]) -> tuple[str, str | None]:
+def explain(error: ValidationError, spell: Callable[[str], str]) -> str:
     """The first problem of a ValidationError as one line, each setting spelled by `spell`
-    (a flag for the command line, a config key for Ray), and the field it is about."""
+    (a flag for the command line, a config key for Ray)."""
     e = error.errors(include_url=False)[0]
     field = str(e["loc"][0]) if e["loc"] else None
     name = spell(field) if field else "settings"
@@ -261,4 +261,4 @@ def explain(error: ValidationError, spell: Callable[[str], str]) -> tuple[str, s
     else:
         given = e.get("input")
         reason = f"{given!r}: {e['msg'][:1].lower()}{e['msg'][1:]}"
-    return f"{name} {reason}", field
+    return f"{name} {reason}"

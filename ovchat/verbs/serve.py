@@ -71,8 +71,7 @@ def settings_from_args(a: argparse.Namespace) -> ServerSettings:
     try:
         return ServerSettings.from_flags({k: v for k, v in vars(a).items() if k in names})
     except ValidationError as e:
-        line, _ = explain(e, flag)
-        raise OptionError(line) from None
+        raise OptionError(explain(e, flag)) from None
 
 
 def _bind(host: str, port: int) -> socket.socket:
