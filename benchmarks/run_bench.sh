@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Reproduce the README's speed and fidelity tables for the default model (SmolLM2-135M).
 #   bash benchmarks/run_bench.sh            # full bench (~15-30 min on 2 cores) + eval --recipes
-#   bash benchmarks/run_bench.sh --quick    # smoke run (bench only, ovchat + seed + torch)
+#   bash benchmarks/run_bench.sh --quick    # smoke run (bench only, ovchat + optimum + torch)
 # llama.cpp is included when llama-cpp-python is installed (pip install 'ovchat[llamacpp]').
 # On VMs that advertise AMX without allowing it, the native build dies with SIGILL; this works:
 #   CMAKE_ARGS="-DGGML_NATIVE=OFF -DGGML_AVX=ON -DGGML_AVX2=ON -DGGML_FMA=ON -DGGML_F16C=ON \
