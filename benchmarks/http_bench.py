@@ -38,7 +38,7 @@ LEVELS = (1, 4, 16)
 MAX_TOKENS = 128
 REQUESTS_PER_STREAM = 3  # each worker sends this many requests at each level...
 MIN_REQUESTS = 8  # ...and each level at least this many (one stream is the noisiest)
-TARGET_SPEEDUP = 6.0  # the aim: 16 streams ≥ 6× one stream
+TARGET_SPEEDUP = 6.0  # the target: 16 streams ≥ 6× one stream
 TOPICS = (
     "the history of bread", "how volcanoes form", "the rules of chess", "why the sea is salty",
     "how a bicycle stays upright", "the life of honey bees", "how vaccines work",

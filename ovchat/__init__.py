@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Any
 
 from .conversation import Conversation
 from .convert.recipe import Recipe
+from .embedmodel import EmbeddingModel
 from .engine import Chunk, Completion, Engine, EngineStatus, Plan
 from .errors import (
     ContextLengthError,
@@ -35,10 +36,9 @@ from .errors import (
     UnsupportedModelError,
 )
 from .library import ensure_default_model, resolve
-from .model import Model, load
+from .model import Model, generate, load
 from .modeldir import ModelInfo
 from .options import GenerationOptions
-from .verbs.generate import generate
 
 if TYPE_CHECKING:
     from .convert.export import export
@@ -49,6 +49,7 @@ __all__ = [
     "ContextLengthError",
     "Conversation",
     "DeviceError",
+    "EmbeddingModel",
     "Engine",
     "EngineError",
     "EngineStatus",

@@ -4,49 +4,52 @@
     v = model.embed("What does the class statement do?")    # one vector (a list of floats)
     vs = model.embed(["first text", "second text"])         # one vector per text
 
-It is a `Model`, so code that takes models takes it; generating with it (`generate`,
-`stream`, `chat`) raises InvalidModelError saying that it embeds and does not generate.
+It is a `LoadedModel` as a chat `Model` is (name, path, context_length, close, `with`); it
+has no generating engine, and its generating methods (`generate`, `stream`, `complete`,
+`chat`) raise InvalidModelError saying that it embeds and does not generate.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any, NoReturn
 
-from .engine import Engine
 from .engine.embedder import Embedder, Embeddings
 from .errors import InvalidModelError
-from .model import Model
-
-if TYPE_CHECKING:
-    from .conversation import Conversation
+from .modelbase import LoadedModel
 
 __all__ = ["Embedder", "EmbeddingModel", "Embeddings"]
 
 
-class EmbeddingModel(Model):
+class EmbeddingModel(LoadedModel):
     """An embedding export loaded on a device: `embed()` texts into vectors."""
 
-    def __init__(self, embedder: Embedder) -> None:  # no chat engine: see `engine`
+    def __init__(self, embedder: Embedder) -> None:
         self.embedder = embedder
 
-    @property
-    def engine(self) -> Engine:
-        """Embedding models have no generating engine: every generating method ends here."""
+    def _refuse(self) -> NoReturn:
         raise InvalidModelError(
             f"{self.name} is an embedding model: it embeds text, it does not generate it",
             "use model.embed(texts), or load a chat model",
             param="model",
         )
 
-    @engine.setter
-    def engine(self, value: Engine) -> None:
-        raise AttributeError("an EmbeddingModel has no chat engine")
+    def generate(self, *args: Any, **kwargs: Any) -> NoReturn:
+        """Embedding models do not generate: raises InvalidModelError."""
+        self._refuse()
 
-    def chat(self, system: str | None = None, **options: Any) -> Conversation:
-        self.engine  # noqa: B018 - raises: a conversation needs a generating model
-        return super().chat(system, **options)
+    def stream(self, *args: Any, **kwargs: Any) -> NoReturn:
+        """Embedding models do not generate: raises InvalidModelError."""
+        self._refuse()
+
+    def complete(self, *args: Any, **kwargs: Any) -> NoReturn:
+        """Embedding models do not generate: raises InvalidModelError."""
+        self._refuse()
+
+    def chat(self, *args: Any, **kwargs: Any) -> NoReturn:
+        """Embedding models do not hold conversations: raises InvalidModelError."""
+        self._refuse()
 
     @property
     def name(self) -> str:
@@ -66,7 +69,7 @@ class EmbeddingModel(Model):
         """The length of its vectors."""
         return self.embedder.dimensions
 
-    def embed(  # type: ignore[override]
+    def embed(
         self, texts: str | Sequence[str], *, query: bool = False, dimensions: int | None = None
     ) -> Any:
         """One vector (list of floats) for a str, a list of vectors for a list of str.

@@ -10,12 +10,13 @@
         print(chunk.text, end="", flush=True)
 
 A `Conversation` (conversation.py) keeps the history and fits it into the context window;
-`ovchat chat` is a terminal around the same object.
+`ovchat chat` is a terminal around the same object. `generate()` answers one prompt with no
+model kept (what `ovchat generate` runs).
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -23,14 +24,16 @@ from .engine import CONVERSATION_PROPERTIES, DEFAULT_DEVICE, Chunk, Completion, 
 from .engine.tools import check_tools
 from .errors import InvalidModelError, OptionError
 from .library import resolve
+from .modelbase import LoadedModel
 from .modeldir import model_kind
 from .options import GenerationOptions
 
 if TYPE_CHECKING:
     from .conversation import Conversation
+    from .embedmodel import EmbeddingModel
 
 
-class Model:
+class Model(LoadedModel):
     """An exported model loaded on a device. Make one with `ovchat.load()`."""
 
     def __init__(self, engine: Engine) -> None:
@@ -125,12 +128,6 @@ class Model:
         """Stop background threads (only the batching backend has any)."""
         self.engine.close()
 
-    def __enter__(self) -> Model:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
-
     def __repr__(self) -> str:
         return (
             f"<ovchat.Model {self.name!r} on {self.engine.device}, context {self.context_length}>"
@@ -143,20 +140,52 @@ def load(
     *,
     prompt_lookup: bool = False,
     **properties: Any,
-) -> Model:
+) -> Model | EmbeddingModel:
     """Load a model: a library name (`smollm2`, `smollm2:int8`), an exported dir, or None for
     the default model (prepared once on first use).
 
     `properties` are OpenVINO properties (e.g. `INFERENCE_PRECISION_HINT="f32"`), on top of
     ovchat's defaults (latency hint, one stream, paged attention so that each turn of a
     conversation reuses the KV cache of the history it resends). An embedding model gives an
-    `EmbeddingModel`: a Model that embeds (`embed()`) and refuses to generate.
+    `EmbeddingModel`: it embeds (`embed()`) and refuses to generate.
     `prompt_lookup` turns on prompt-lookup decoding (see Engine).
     """
     path = resolve(model)
     if model_kind(path) == "embedding":
-        from .embedmodel import Embedder, EmbeddingModel
+        from .embedmodel import EmbeddingModel
+        from .engine.embedder import Embedder
 
         return EmbeddingModel(Embedder(path, device=device, properties=properties))
     props = {**CONVERSATION_PROPERTIES, **properties}
     return Model(Engine(path, device=device, properties=props, prompt_lookup=prompt_lookup))
+
+
+def generate(
+    prompt: str,
+    model: str | Path | None = None,
+    device: str = DEFAULT_DEVICE,
+    system: str | None = None,
+    raw: bool = False,
+    options: GenerationOptions | None = None,
+    properties: Mapping[str, Any] | None = None,
+    on_text: Callable[[str], None] | None = None,
+    prompt_lookup: bool = False,
+) -> Completion:
+    """Answer `prompt` once. `raw` sends it as is (no chat template, no special tokens);
+    `prompt_lookup` decodes with prompt-lookup drafts (see Engine)."""
+    if raw and system:
+        raise OptionError(
+            "a system message has no effect on a raw prompt",
+            "put it in the raw prompt",
+            param="raw",
+        )
+    engine = Engine(
+        resolve(model), device=device, properties=properties, prompt_lookup=prompt_lookup
+    )
+    if raw:
+        request: Any = prompt
+    else:
+        request = ([{"role": "system", "content": system}] if system else []) + [
+            {"role": "user", "content": prompt}
+        ]
+    return Completion.collect(engine.stream(engine.plan(request, options)), on_text)

@@ -23,7 +23,7 @@ from pydantic import (
 
 from .errors import OptionError
 
-DEFAULT_MAX_NEW_TOKENS = 1024  # as in the seed; cut to what the context window leaves
+DEFAULT_MAX_NEW_TOKENS = 1024  # cut to what the context window leaves
 MAX_TEMPERATURE = 2.0  # OpenAI's range; higher is noise
 MAX_PENALTY = 2.0  # presence/frequency penalties: OpenAI's range, -2..2
 MAX_SEED = 2**64 - 1  # genai's rng_seed is an unsigned 64-bit integer

@@ -115,13 +115,14 @@ def test_dimensions_only_where_the_model_allows(embedder):
 
 def test_load_gives_a_model_that_embeds_and_refuses_to_generate(bert_fp32, tiny_llama):
     model = ovchat.load(str(bert_fp32), **F32)
-    assert isinstance(model, ovchat.Model) and model.dimensions == 64
+    assert isinstance(model, ovchat.EmbeddingModel) and not isinstance(model, ovchat.Model)
+    assert model.dimensions == 64 and not hasattr(model, "engine")
     one = model.embed(TEXTS[0])
     assert len(one) == 64 and isinstance(one[0], float)
     assert np.allclose(model.embed(TEXTS)[0], one, atol=1e-5)
-    for call in (lambda: model.generate("hi"), lambda: model.stream("hi"), lambda: model.chat()):
+    for method in (model.generate, model.stream, model.complete, model.chat):
         with pytest.raises(InvalidModelError, match="embedding model"):
-            call()
+            method("hi")
     with pytest.raises(InvalidModelError, match="embedding model"):
         ovchat.Engine(bert_fp32)
     with pytest.raises(InvalidModelError, match="chat model"):

@@ -145,4 +145,5 @@ def test_cli_default_for_a_gguf_source_is_gguf():
     assert fmt("--weight-format", "int8") == "int8"
     assert fmt("--ratio", "1.0") == fmt("--asym") == "int4"  # int4 options: re-quantize
     args = p.parse_args(["org/model", "out"])
-    assert recipe_from_args(args, source=args.model).weight_format == "int4"  # optimum's default
+    # A hub id: optimum-intel's int4 recipe.
+    assert recipe_from_args(args, source=args.model).weight_format == "int4"

@@ -20,7 +20,6 @@ from conftest import run_main
 from ray.serve.schema import ServeDeploySchema
 
 from ovchat.serve import ray_app, ray_metrics, ray_proxy
-from ovchat.verbs.serve import ray_settings_from_mapping
 
 ROOT = Path(__file__).resolve().parents[1]
 MANIFEST = ROOT / "deploy" / "ray-service.yaml"
@@ -64,11 +63,11 @@ def test_manifest_args_are_ovchat_serve_flags(serve_config, tiny_llama):
     cluster's volume) is swapped for a local export."""
     (app,) = serve_config["applications"]
     args = {**app["args"], "model": str(tiny_llama)}
-    settings, replicas, autoscale = ray_settings_from_mapping(args)
-    assert autoscale == (1, 4)
+    settings = ray_app.settings_from_config(args)
+    assert settings.ray and settings.autoscale == (1, 4)
     assert settings.max_running == app["args"]["max-running"]
     assert settings.kv_cache_gb == app["args"]["kv-cache-gb"]
-    opts = ray_app.deployment_options(settings, replicas, autoscale)
+    opts = ray_app.deployment_options(settings)
     scaling = opts["autoscaling_config"]
     assert scaling["target_ongoing_requests"] == ray_app.TARGET_ONGOING_REQUESTS
     assert (scaling["min_replicas"], scaling["max_replicas"]) == (1, 4)
@@ -233,3 +232,22 @@ def test_ray_without_the_extra_says_what_to_install(capsys, tiny_llama, monkeypa
     assert r.returncode == 2
     assert "--ray needs Ray Serve (ray is not installed)" in r.stderr
     assert "pip install 'ovchat[ray]'" in r.stderr
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        ({"max-running": 0}, "max-running must be at least 1"),
+        ({"autoscale": "4:1"}, "'4:1' is not MIN:MAX"),
+        ({"replicas": 2, "autoscale": "1:2"}, "do not go together"),
+        ({"max-runing": 4}, "max-runing is not a setting of ovchat serve"),
+        ({"property": ["NUM_STREAMS"]}, "property 'NUM_STREAMS' is not KEY=VALUE"),
+    ],
+)
+def test_bad_ray_config_args_are_one_line_naming_the_key(tiny_llama, args, message):
+    from ovchat.errors import OptionError
+
+    with pytest.raises(OptionError) as e:
+        ray_app.build_app({"model": str(tiny_llama), **args})
+    assert str(e.value).startswith("ovchat's Ray args: ") and message in str(e.value)
+    assert "\n" not in str(e.value)

@@ -1,5 +1,5 @@
 """The real default model (SmolLM2-135M-Instruct, its GGUF's own Q4_1 blocks): the
-introduction question end to end."""
+introduction question end to end, and optimum-intel's OVModelForCausalLM path on its export."""
 
 from __future__ import annotations
 
@@ -44,7 +44,7 @@ def test_default_model_reused(smollm2):
     assert (smollm2 / "ovchat.json").stat().st_mtime_ns == before  # not prepared again
 
 
-def test_seed_question_via_cli(smollm2):
+def test_introduction_question_via_cli(smollm2):
     r = run_cli("generate", INTRO_QUESTION, "--json", "-t", "0", "-n", "200")
     assert r.returncode == 0, r.stderr
     out = json.loads(r.stdout)
@@ -70,7 +70,7 @@ def test_system_message_rendered_and_answered(smollm2):
 
 
 def test_optimum_intel_path_on_our_export(smollm2):
-    """optimum-intel's own path: OVModelForCausalLM + AutoTokenizer on an ovchat export."""
+    """optimum-intel's OVModelForCausalLM + AutoTokenizer on an ovchat export."""
     from optimum.intel.openvino import OVModelForCausalLM
     from transformers import AutoConfig, AutoTokenizer
 
@@ -87,16 +87,16 @@ def test_optimum_intel_path_on_our_export(smollm2):
     assert text.startswith(f"user\n{INTRO_QUESTION}\nassistant\n")
     reply = text.split("assistant\n", 1)[1]
     assert len(reply.split()) >= 5 and "Ġ" not in reply
-    # At f32 (no bf16, no u8 KV cache) optimum-intel's path and our engine say the same thing.
+    # At f32 (no bf16, no u8 KV cache) optimum-intel and our engine say the same thing.
     exact = {
         "INFERENCE_PRECISION_HINT": "f32",
         "KV_CACHE_PRECISION": "f32",
         "DYNAMIC_QUANTIZATION_GROUP_SIZE": "0",
         "CACHE_DIR": "",
     }
-    seed_f32 = OVModelForCausalLM.from_pretrained(smollm2, device="CPU", ov_config=exact)
+    optimum_f32 = OVModelForCausalLM.from_pretrained(smollm2, device="CPU", ov_config=exact)
     ref = tok.batch_decode(
-        seed_f32.generate(**inputs, max_new_tokens=30, do_sample=False), skip_special_tokens=True
+        optimum_f32.generate(**inputs, max_new_tokens=30, do_sample=False), skip_special_tokens=True
     )[0].split("assistant\n", 1)[1]
     ours = Engine(smollm2, properties=exact).generate(
         prompt, GenerationOptions(max_new_tokens=30, temperature=0)

@@ -17,7 +17,7 @@ from conftest import run_cli, run_main
 from test_serve import ServerThread
 
 from ovchat import Engine, GenerationOptions
-from ovchat.bench.shapes import SHAPES, Shape, get_shape, prepare, shapes_dir
+from ovchat.bench.lookalikes import SHAPES, ModelShape, get_shape, prepare, shapes_dir
 from ovchat.engine.runtime import DQ_GROUP, recipe_properties, runtime_properties
 from ovchat.serve import ServerSettings, create_app
 
@@ -36,7 +36,7 @@ TINY_SHAPE = {
 # Without llama-cpp-python (a fresh clone: PyPI has only its source) the shape is built and
 # measured with the OpenVINO engines, and the llama.cpp ones are reported as skipped.
 HAVE_LLAMA = importlib.util.find_spec("llama_cpp") is not None
-SHAPE_ENGINES = ["ovchat", "ovchat-seed-recipe"] + (
+SHAPE_ENGINES = ["ovchat", "ovchat-optimum-recipe"] + (
     ["llamacpp-q4_0", "llamacpp-q4_k_m"] if HAVE_LLAMA else []
 )
 # Text an answer can copy from its prompt: prompt lookup finds n-grams to draft from.
@@ -59,7 +59,7 @@ def test_shape_is_built_once_and_every_engine_measured(shape_run):
     assert [e["engine"] for e in data["engines"]] == SHAPE_ENGINES
     shape = data["shape"]
     assert shape["name"] == TINY_SHAPE["name"]
-    steps = {"hf", "ov-seed", "ov-fast"}
+    steps = {"hf", "ov-optimum", "ov-fast"}
     if HAVE_LLAMA:
         steps |= {"gguf-f16", "gguf-Q4_0", "gguf-Q4_K_M"}
     built = shape["build_seconds"]
@@ -81,7 +81,7 @@ def test_shape_is_built_once_and_every_engine_measured(shape_run):
         # EOS ignored: every engine decoded the full budget every time.
         assert e["info"]["generated_tokens"] == [data["settings"]["new_tokens"]] * rounds * reps
     sizes = {e["engine"]: e["metrics"]["size_mb"]["median"] for e in data["engines"]}
-    assert sizes["ovchat"] < sizes["ovchat-seed-recipe"]  # every matmul in int4, not int8
+    assert sizes["ovchat"] < sizes["ovchat-optimum-recipe"]  # every matmul in int4, not int8
     assert len(data["machine"]["load_average_rounds"]) == rounds
     against = {t["against"] for t in data["targets"]}
     if HAVE_LLAMA:
@@ -109,7 +109,7 @@ def test_shape_exports_record_their_recipe_and_get_its_runtime_property(shape_ru
 
 
 def _shape_params() -> int:
-    return Shape(TINY_SHAPE["name"], "", TINY_SHAPE["config"]).params
+    return ModelShape(TINY_SHAPE["name"], "", TINY_SHAPE["config"]).params
 
 
 def test_known_shapes_have_their_real_sizes():

@@ -18,7 +18,7 @@ from typing import Any
 from ..errors import OptionError
 from ..options import GenerationOptions
 from ..progress import printer
-from .runner import SEED_OV_CONFIG, BenchSettings, summary
+from .runner import OPTIMUM_OV_CONFIG, BenchSettings, summary
 
 
 # -- the worker (one engine, in its own process) ----------------------------------------------
@@ -110,7 +110,7 @@ class HFRunner(Runner):
 
     def __init__(self, spec: dict[str, Any], kind: str) -> None:
         self.kind = kind
-        if kind == "seed":
+        if kind == "optimum":
             self.dir = Path(spec["model_dir"])
             self.size_mb = _size_mb(self.dir.glob("openvino_model.*"))
         else:
@@ -121,14 +121,14 @@ class HFRunner(Runner):
 
     @property
     def uses_ov_cache(self) -> bool:
-        return self.kind == "seed"
+        return self.kind == "optimum"
 
     def prepare(self) -> None:
         import transformers
         from transformers import AutoModelForCausalLM  # noqa: F401
 
         transformers.logging.set_verbosity_error()
-        if self.kind == "seed":
+        if self.kind == "optimum":
             from optimum.intel.openvino import OVModelForCausalLM  # noqa: F401
 
     def load(self, cache: str | None) -> None:
@@ -136,13 +136,13 @@ class HFRunner(Runner):
         from transformers import AutoConfig, AutoTokenizer
 
         self.tok = AutoTokenizer.from_pretrained(str(self.dir))
-        if self.kind == "seed":  # the seed's own calls, on CPU
+        if self.kind == "optimum":  # optimum-intel's OVModelForCausalLM, on CPU
             from optimum.intel.openvino import OVModelForCausalLM
 
             self.model = OVModelForCausalLM.from_pretrained(
                 str(self.dir),
                 device="CPU",
-                ov_config={**SEED_OV_CONFIG, "CACHE_DIR": cache or ""},
+                ov_config={**OPTIMUM_OV_CONFIG, "CACHE_DIR": cache or ""},
                 config=AutoConfig.from_pretrained(str(self.dir)),
             )
         else:
@@ -231,7 +231,7 @@ def make_runner(spec: dict[str, Any]) -> Runner:
     name = spec["engine"]
     if name == "ovchat":
         return OvchatRunner(spec)
-    if name in ("seed", "torch-fp32", "torch-bf16"):
+    if name in ("optimum", "torch-fp32", "torch-bf16"):
         return HFRunner(spec, name)
     if name == "llamacpp":
         return LlamaCppRunner(spec)

@@ -1,7 +1,7 @@
 """The `gguf` recipe: a GGUF's own quantized blocks written into the OpenVINO IR as they are.
 
 A quantized GGUF's weights already sit on a 4- or 8-bit grid; dequantizing them and letting
-nncf quantize again rounds them a second time (SmolLM2's Q4_1 GGUF: the seed's int4 recipe
+nncf quantize again rounds them a second time (SmolLM2's Q4_1 GGUF: optimum-intel's int4 recipe
 gives perplexity 1.18x the dequantized model, top-1 agreement 0.77). This module keeps the
 grid: starting from an fp16 export of the dequantized model (optimum's graph, tokenizers,
 configs), each weight constant, found by its Hugging Face parameter name, is swapped for the

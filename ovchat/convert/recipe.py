@@ -1,5 +1,5 @@
 """What an export asks optimum-intel and nncf for: the Recipe (mirrors optimum-cli's
-options; the seed's recipe is the default)."""
+options; optimum-intel's int4 recipe, sym g128 ratio 0.6, is the default)."""
 
 from __future__ import annotations
 
@@ -13,7 +13,8 @@ GGUF_FORMAT = "gguf"
 WEIGHT_FORMATS = ("int4", "int8", "fp16", "fp32", GGUF_FORMAT)
 FALLBACKS = ("error", "ignore", "adjust")
 DEFAULT_TASK = "text-generation-with-past"
-# The seed's recipe: int4, symmetric, groups of 128, 60% of the ratio-defining layers in int4.
+# optimum-intel's int4 recipe: symmetric, groups of 128, 60% of the ratio-defining layers in
+# int4 (the rest int8).
 DEFAULT_WEIGHT_FORMAT = "int4"
 DEFAULT_GROUP_SIZE = 128
 DEFAULT_RATIO = 0.6

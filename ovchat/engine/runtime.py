@@ -17,7 +17,8 @@ from typing import Any, Literal
 
 from ..paths import compiled_cache_dir
 
-# The seed's properties; a model cache is added where it helps (see runtime_properties).
+# Latency first, one stream (the ov_config of optimum-intel's OVModelForCausalLM path that
+# ovchat is measured against); a model cache is added where it helps (see runtime_properties).
 DEFAULT_PROPERTIES: dict[str, str] = {"PERFORMANCE_HINT": "LATENCY", "NUM_STREAMS": "1"}
 # LLMPipeline: genai's default paged-attention backend recompiles and rewrites its 100 MB
 # cache blob on every load; the SDPA backend is served from CACHE_DIR (second load ~3x faster)
@@ -75,7 +76,7 @@ def runtime_properties(
     if "CACHE_DIR" not in props and str(props.get("ATTENTION_BACKEND")).upper() == "SDPA":
         props["CACHE_DIR"] = str(compiled_cache_dir())  # only SDPA is served from it
     if props.get("CACHE_DIR") in ("", None):
-        props.pop("CACHE_DIR", None)  # the seed's CACHE_DIR="" means no cache
+        props.pop("CACHE_DIR", None)  # CACHE_DIR="" means no cache, as in optimum-intel
     else:
         Path(props["CACHE_DIR"]).mkdir(parents=True, exist_ok=True)
     return props

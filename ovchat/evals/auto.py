@@ -4,7 +4,7 @@ the first that meets the bounds.
 
 The list (RECIPES; a GGUF source tries its own blocks first):
   gguf    the GGUF's own Q4_0/Q4_1/Q8_0 blocks (GGUF sources only; no re-quantization)
-  int4    the seed's recipe: sym, groups of 128, 60% of the layers int4 (data-free)
+  int4    optimum-intel's int4 recipe: sym, groups of 128, 60% of the layers int4 (data-free)
   int4    asym, groups of 64, AWQ + scale estimation on calibration text (`--dataset`)
   mixed   int4 asym g64 on half the layers, chosen by Hessian-weighted sensitivity, the
           rest int8; AWQ + scale estimation (`--dataset`)
@@ -45,7 +45,7 @@ def candidates(source_is_gguf: bool, dataset: str, base: Recipe) -> list[tuple[s
             "num_samples": CALIBRATION_SAMPLES}  # fmt: skip
     g64: dict[str, Any] = {"group_size": 64, "sym": False, "group_size_fallback": "adjust"}
     out = [
-        ("int4 sym g128 r0.6 (the seed's)", Recipe(group_size_fallback="adjust", **common)),
+        ("int4 sym g128 r0.6 (optimum-intel's)", Recipe(group_size_fallback="adjust", **common)),
         (f"int4 asym g64, AWQ + scale estimation on {dataset}",
          Recipe(ratio=1.0, **g64, **data, **common)),
         (f"int4/int8 mixed r0.5 by hessian, AWQ + SE on {dataset}",

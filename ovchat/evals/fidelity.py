@@ -40,10 +40,11 @@ EXPORT_PROPERTIES = {
     "DYNAMIC_QUANTIZATION_GROUP_SIZE": "0",
     "CACHE_DIR": "",
 }
-# The recipes `--recipes` compares: (label, recipe). The seed's needs the fallback for
+# The recipes `--recipes` compares: (label, recipe). optimum-intel's int4 recipe needs the
+# fallback for
 # models whose widths 128 does not divide (SmolLM2: 576).
 RECIPES: tuple[tuple[str, Recipe], ...] = (
-    ("int4 sym g128 r0.6 (seed, fallback adjust)", Recipe(group_size_fallback="adjust")),
+    ("int4 sym g128 r0.6 (optimum-intel's, fallback adjust)", Recipe(group_size_fallback="adjust")),
     (
         "int4 asym g64 r1.0",
         Recipe(group_size=64, ratio=1.0, sym=False, group_size_fallback="adjust"),

@@ -5,8 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from .answers import LOOP_REP4, AnswerSummary
 from .fidelity import EvalResult
+from .quality import LOOP_REP4, AnswerSummary
 
 
 def render_table(r: EvalResult) -> Any:

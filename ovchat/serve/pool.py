@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import dataclasses
 import logging
 import time
 from collections.abc import Callable
@@ -238,7 +237,7 @@ class ModelPool:
         st = self.settings
         if s.kind == "embedding":
             return Embedder(s.spec.path, device=st.device, properties=st.properties)
-        return dataclasses.replace(st, model_dir=s.spec.path).load_engine()
+        return st.model_copy(update={"model_dir": s.spec.path}).load_engine()
 
     def preload(self) -> None:
         """Load the default model before serving (the CLI: a bad model is one line on stderr,

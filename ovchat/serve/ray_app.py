@@ -16,11 +16,13 @@ import contextlib
 import logging
 from typing import Any
 
+from pydantic import ValidationError
 from ray import serve
 from ray.serve import Application
 
+from ..errors import OptionError
 from .ray_metrics import PUSH_SECONDS, MetricsFeed, replica_metrics_app
-from .settings import ServerSettings
+from .settings import ServerSettings, explain, key
 
 log = logging.getLogger("ovchat.serve")
 
@@ -38,9 +40,7 @@ GRACEFUL_SHUTDOWN_TIMEOUT_S = 10.0
 REPLICA_CPUS = 1.0  # what Ray reserves per replica when it places them on nodes
 
 
-def deployment_options(
-    settings: ServerSettings, replicas: int = 1, autoscale: tuple[int, int] | None = None
-) -> dict[str, Any]:
+def deployment_options(settings: ServerSettings) -> dict[str, Any]:
     """Serve's options for ovchat's deployment: fixed `replicas`, or `autoscale` (min, max).
 
     A replica accepts as many requests as ovchat's own admission does (running + waiting):
@@ -53,10 +53,10 @@ def deployment_options(
         "graceful_shutdown_timeout_s": GRACEFUL_SHUTDOWN_TIMEOUT_S,
         "ray_actor_options": {"num_cpus": REPLICA_CPUS},
     }
-    if autoscale is None:
-        opts["num_replicas"] = replicas
+    if settings.autoscale is None:
+        opts["num_replicas"] = settings.replica_count
     else:
-        low, high = autoscale
+        low, high = settings.autoscale
         opts["autoscaling_config"] = {
             "min_replicas": low,
             "initial_replicas": max(low, 1),
@@ -113,20 +113,23 @@ class OvchatReplica:
                 await self.feed.drop()
 
 
-def application(
-    settings: ServerSettings, replicas: int = 1, autoscale: tuple[int, int] | None = None
-) -> Application:
+def application(settings: ServerSettings) -> Application:
     """The Serve application for `settings` (what `serve.run` deploys)."""
     deployment: Any = serve.deployment(OvchatReplica)
-    opts = deployment_options(settings, replicas, autoscale)
+    opts = deployment_options(settings)
     return deployment.options(name=DEPLOYMENT_NAME, **opts).bind(settings)
 
 
 def build_app(args: dict[str, Any]) -> Application:
     """Serve's application builder: `args` are `ovchat serve` flags without their dashes,
     e.g. {"model": "/models/smollm2", "max-running": 16, "replicas": 2} or
-    {"model": [...], "autoscale": "1:4"}; one parser checks the CLI and config files alike."""
-    from ..verbs.serve import ray_settings_from_mapping
+    {"model": [...], "autoscale": "1:4"}; ServerSettings checks them as it checks the CLI."""
+    return application(settings_from_config(args))
 
-    settings, replicas, autoscale = ray_settings_from_mapping(args)
-    return application(settings, replicas, autoscale)
+
+def settings_from_config(args: dict[str, Any]) -> ServerSettings:
+    """A Ray config's args → ServerSettings (with `ray` on); a bad one is one line naming it."""
+    try:
+        return ServerSettings.from_flags({**args, "ray": True})
+    except ValidationError as e:
+        raise OptionError(f"ovchat's Ray args: {explain(e, key)}") from None

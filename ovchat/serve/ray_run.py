@@ -62,12 +62,7 @@ def metrics_port() -> int:
     return free_port("127.0.0.1")
 
 
-def run(
-    settings: ServerSettings,
-    replicas: int = 1,
-    autoscale: tuple[int, int] | None = None,
-    address: str | None = None,
-) -> int:
+def run(settings: ServerSettings) -> int:
     """Serve until a signal; the shell's exit status for it (128 + its number)."""
     import ray
     from ray import serve
@@ -81,11 +76,12 @@ def run(
 
     before = {s: signal.signal(s, on_signal) for s in (signal.SIGINT, signal.SIGTERM)}
     port = settings.port or free_port(settings.host)
+    replicas, autoscale, address = settings.replica_count, settings.autoscale, settings.ray_address
     start_ray(address, max(replicas, autoscale[1] if autoscale else 1))
     try:
         serve.start(http_options={"host": settings.host, "port": port})
         serve.run(
-            application(settings, replicas, autoscale),
+            application(settings),
             name=APP_NAME,
             route_prefix="/",
             blocking=False,

@@ -8,10 +8,10 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from .answers import Answer, Delta
+from .assembler import Answer, Delta
 from .responses_schema import ResponsesRequest
 from .schema import new_id, now
-from .shapes import Shape
+from .writers import AnswerWriter
 
 
 def _logprobs(answer_lp: Any) -> list[dict[str, Any]]:
@@ -21,7 +21,7 @@ def _logprobs(answer_lp: Any) -> list[dict[str, Any]]:
     ]
 
 
-class ResponsesShape(Shape):
+class ResponsesWriter(AnswerWriter):
     """A Response object and its stream of events (one answer: the API has no `n`)."""
 
     def __init__(self, model: str, body: ResponsesRequest, tools: bool, logprobs: bool) -> None:

@@ -12,19 +12,19 @@ from pydantic import Field, ValidationInfo, field_validator
 from ..engine.tools import ToolSet, check_tools
 from ..options import DEFAULT_MAX_NEW_TOKENS, GenerationOptions, MaxNewTokens, Temperature, TopP
 from .requestmodel import RequestModel
-from .schema_parts import JSON_OBJECT_SCHEMA, Shape, refused
+from .schema_parts import JSON_OBJECT_SCHEMA, StrictModel, refused
 
 LOGPROBS_INCLUDE = "message.output_text.logprobs"
 MAX_TOP_LOGPROBS = 1  # genai reports the chosen token's log-probability only
 
 
-class InputPart(Shape):
+class InputPart(StrictModel):
     type: Literal["input_text", "output_text", "text", "refusal"]
     text: str | None = None
     refusal: str | None = None
 
 
-class Item(Shape):
+class Item(StrictModel):
     """One input item: a message (user, system, developer, or an earlier assistant answer),
     an earlier function call, or a function call's output."""
 
@@ -49,7 +49,7 @@ class Item(Shape):
         return parts or ""
 
 
-class FunctionTool(Shape):
+class FunctionTool(StrictModel):
     type: Literal["function"]
     name: str
     description: str | None = None
@@ -57,12 +57,12 @@ class FunctionTool(Shape):
     strict: bool | None = None
 
 
-class NamedFunction(Shape):
+class NamedFunction(StrictModel):
     type: Literal["function"]
     name: str
 
 
-class TextFormat(Shape):
+class TextFormat(StrictModel):
     type: Literal["text", "json_object", "json_schema"]
     name: str | None = None
     schema_: dict[str, Any] | bool | None = Field(default=None, alias="schema")
@@ -70,12 +70,12 @@ class TextFormat(Shape):
     strict: bool | None = None
 
 
-class TextConfig(Shape):
+class TextConfig(StrictModel):
     format: TextFormat | None = None
     verbosity: str | None = None  # a hint for OpenAI's models; no effect here
 
 
-class ResponsesRequest(RequestModel, Shape):  # a request body: strings checked
+class ResponsesRequest(RequestModel, StrictModel):  # a request body: strings checked
     model: str | None = None
     input: str | list[Item] = Field(min_length=1)
     instructions: str | None = None

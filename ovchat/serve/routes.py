@@ -19,12 +19,12 @@ from ..engine import Engine, Plan
 from ..errors import OptionError
 from .admission import CLIENT_GONE, ClientGone
 from .errors import APIError
-from .responses import ResponsesShape
+from .responses import ResponsesWriter
 from .responses_schema import ResponsesRequest
 from .schema import ChatRequest, CompletionRequest
-from .shapes import ChatShape, CompletionShape, Shape
 from .state import ServerState
 from .streaming import GuardedStream, Tracker, collect, sse
+from .writers import AnswerWriter, ChatWriter, CompletionWriter
 
 
 def add_openai_routes(app: FastAPI, server: ServerState) -> None:
@@ -49,8 +49,8 @@ def add_openai_routes(app: FastAPI, server: ServerState) -> None:
         arrived = time.perf_counter()  # loading the model, if it must, counts in its TTFT
         name, eng = await server.chat_engine(body.model, request)
         plan = plan_request(server, eng, body)
-        shape = ResponsesShape(name, body, plan.tools is not None, plan.options.logprobs)
-        return await run(server, request, eng, plan, shape, body.stream, False, arrived)
+        writer = ResponsesWriter(name, body, plan.tools is not None, plan.options.logprobs)
+        return await run(server, request, eng, plan, writer, body.stream, False, arrived)
 
 
 def plan_request(server: ServerState, eng: Engine, body: Any) -> Plan:
@@ -81,9 +81,9 @@ async def _generate(
     plan = plan_request(server, eng, body)
     o = plan.options
     top = bool(getattr(body, "top_logprobs", None) or (not chat and body.logprobs))
-    kind = ChatShape if chat else CompletionShape
-    shape = kind(name, o.n, plan.tools is not None, o.logprobs, top)
-    return await run(server, request, eng, plan, shape, body.stream, body.include_usage(), arrived)
+    kind = ChatWriter if chat else CompletionWriter
+    writer = kind(name, o.n, plan.tools is not None, o.logprobs, top)
+    return await run(server, request, eng, plan, writer, body.stream, body.include_usage(), arrived)
 
 
 async def run(
@@ -91,7 +91,7 @@ async def run(
     request: Request,
     eng: Engine,
     plan: Plan,
-    shape: Shape,
+    writer: AnswerWriter,
     stream: bool,
     include_usage: bool,
     arrived: float,
@@ -106,9 +106,9 @@ async def run(
     chunks = eng.astream(plan, cancel=cancel)  # sets `cancel` however it is left
     tracker = Tracker(server.metrics, arrived)
     if stream:
-        events = sse(chunks, tracker, shape, include_usage, request)
+        events = sse(chunks, tracker, writer, include_usage, request)
         return GuardedStream(events, server.slots.release, media_type="text/event-stream")
     try:
-        return JSONResponse(await collect(chunks, tracker, shape, request, cancel))
+        return JSONResponse(await collect(chunks, tracker, writer, request, cancel))
     finally:
         await server.slots.release()

@@ -31,8 +31,8 @@ from .requestmodel import RequestModel
 from .schema_parts import (
     NamedToolChoice,
     ResponseFormat,
-    Shape,
     StreamOptions,
+    StrictModel,
     TextPart,
     ToolCallIn,
     ToolDef,
@@ -43,7 +43,7 @@ MAX_STOP_STRINGS = 4  # as OpenAI
 MAX_TOP_LOGPROBS = 1  # genai reports the chosen token's log-probability only
 
 
-class _Request(RequestModel, Shape):  # a request body: strings checked (RequestModel)
+class _Request(RequestModel, StrictModel):  # a request body: strings checked (RequestModel)
     model: str | None = None  # OpenAI requires it; ovchat serves one model, so it may be left out
     max_tokens: MaxNewTokens | None = None
     temperature: Temperature | None = None
@@ -122,7 +122,7 @@ class _Request(RequestModel, Shape):  # a request body: strings checked (Request
         return bool(self.stream_options and self.stream_options.include_usage)
 
 
-class Message(Shape):
+class Message(StrictModel):
     role: Literal["system", "developer", "user", "assistant", "tool"]
     content: str | list[TextPart] | None = None
     tool_calls: list[ToolCallIn] | None = None

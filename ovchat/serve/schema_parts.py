@@ -42,49 +42,49 @@ def refused(name: str) -> ValueError:
     return ValueError(REFUSED[name])
 
 
-class Shape(BaseModel):
+class StrictModel(BaseModel):
     """The base of every request shape: strict types, unknown fields ignored."""
 
     model_config = STRICT
 
 
-class StreamOptions(Shape):
+class StreamOptions(StrictModel):
     include_usage: bool = False
 
 
-class TextPart(Shape):
+class TextPart(StrictModel):
     type: Literal["text"]
     text: str
 
 
 # -- tools -----------------------------------------------------------------------------------
-class FunctionDef(Shape):
+class FunctionDef(StrictModel):
     name: str
     description: str | None = None
     parameters: dict[str, Any] | None = None
     strict: bool | None = None  # the call is always constrained to `parameters`
 
 
-class ToolDef(Shape):
+class ToolDef(StrictModel):
     type: Literal["function"]
     function: FunctionDef
 
 
-class FunctionName(Shape):
+class FunctionName(StrictModel):
     name: str
 
 
-class NamedToolChoice(Shape):
+class NamedToolChoice(StrictModel):
     type: Literal["function"]
     function: FunctionName
 
 
-class FunctionCall(Shape):
+class FunctionCall(StrictModel):
     name: str
     arguments: str
 
 
-class ToolCallIn(Shape):
+class ToolCallIn(StrictModel):
     """A call in an earlier assistant message, sent back with the conversation."""
 
     id: str | None = None
@@ -93,14 +93,14 @@ class ToolCallIn(Shape):
 
 
 # -- response formats -----------------------------------------------------------------------
-class JsonSchemaFormat(Shape):
+class JsonSchemaFormat(StrictModel):
     name: str = "response"
     description: str | None = None
     schema_: dict[str, Any] | bool | None = Field(default=None, alias="schema")
     strict: bool | None = None  # the answer is always constrained to the schema
 
 
-class ResponseFormat(Shape):
+class ResponseFormat(StrictModel):
     type: Literal["text", "json_object", "json_schema"]
     json_schema: JsonSchemaFormat | None = None
 

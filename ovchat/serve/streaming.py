@@ -1,5 +1,5 @@
 """The two ways an answer leaves the server — one JSON body, or server-sent events — and the
-per-request metrics. The bodies and events themselves are written by a Shape (shapes.py:
+per-request metrics. The bodies and events themselves are written by an AnswerWriter (writers.py:
 chat, completions; responses.py: /v1/responses).
 
 Each generation is `Engine.astream()`: the engine's step thread posts tokens straight into
@@ -25,7 +25,7 @@ from .admission import CLIENT_GONE, DISCONNECT_POLL_SECONDS, shutting_down
 from .errors import error_body, log
 from .metrics import Metrics
 from .schema import usage
-from .shapes import Shape
+from .writers import AnswerWriter
 
 SSE_HEADERS = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
 
@@ -64,12 +64,12 @@ def _cut_by_shutdown(request: Request, last: Chunk) -> bool:
 async def collect(
     chunks: AsyncIterator[Chunk],
     tracker: Tracker,
-    shape: Shape,
+    writer: AnswerWriter,
     request: Request,
     cancel: threading.Event,
 ) -> dict[str, Any]:
     """The whole answer; polls the client meanwhile and stops generating if it went away."""
-    asm = shape.assembler()
+    asm = writer.assembler()
 
     async def consume() -> None:
         async for chunk in chunks:
@@ -90,23 +90,23 @@ async def collect(
     assert last is not None
     if _cut_by_shutdown(request, last):
         raise shutting_down()
-    return shape.whole(asm.answers, usage(last.prompt_tokens, last.generated_tokens))
+    return writer.whole(asm.answers, usage(last.prompt_tokens, last.generated_tokens))
 
 
 async def sse(
     chunks: AsyncIterator[Chunk],
     tracker: Tracker,
-    shape: Shape,
+    writer: AnswerWriter,
     include_usage: bool,
     request: Request,
 ) -> AsyncIterator[str]:
     finished = False
-    asm = shape.assembler()
+    asm = writer.assembler()
     try:
-        yield "".join(shape.opening())
+        yield "".join(writer.opening())
         async for chunk in chunks:
             tracker.see(chunk)
-            events = [e for d in asm.feed(chunk) for e in shape.piece(d)]
+            events = [e for d in asm.feed(chunk) for e in writer.piece(d)]
             if events:
                 yield "".join(events)
         last = tracker.last
@@ -115,11 +115,11 @@ async def sse(
             # The answer is incomplete: say so in OpenAI's error shape, then end the stream.
             request.scope["ovchat_outcome"] = "503"
             finished = True
-            yield shape.failure(shutting_down().body())
+            yield writer.failure(shutting_down().body())
             return
         tokens = usage(last.prompt_tokens, last.generated_tokens)
         finished = True
-        yield "".join(shape.closing(asm.answers, tokens, include_usage))
+        yield "".join(writer.closing(asm.answers, tokens, include_usage))
     except asyncio.CancelledError:
         request.scope["ovchat_outcome"] = CLIENT_GONE
         raise
@@ -127,7 +127,7 @@ async def sse(
         # The detail (it may hold paths or addresses) goes to the log, not to the client.
         log.exception("generation failed")
         request.scope["ovchat_outcome"] = "500"
-        yield shape.failure(error_body(500, "generation failed", code="generation_failed"))
+        yield writer.failure(error_body(500, "generation failed", code="generation_failed"))
     finally:
         tracker.done()
         if not finished and "ovchat_outcome" not in request.scope:

@@ -1,6 +1,6 @@
-"""Speed of ovchat against other engines (the seed's optimum-intel path, PyTorch, llama.cpp),
-side by side on this machine: load, time to first token, prefill and decode tokens/s, peak
-memory, size on disk. Each engine runs in its own subprocess."""
+"""Speed of ovchat against other engines (optimum-intel's OVModelForCausalLM path, PyTorch,
+llama.cpp), side by side on this machine: load, time to first token, prefill and decode
+tokens/s, peak memory, size on disk. Each engine runs in its own subprocess."""
 
 from __future__ import annotations
 
@@ -8,9 +8,9 @@ import argparse
 import shutil
 from typing import Any, cast
 
+from ..bench.lookalikes import SHAPES
 from ..bench.report import chart, markdown_table, render_table
 from ..bench.runner import ENGINES, FULL, QUICK, bench
-from ..bench.shapes import SHAPES
 from ..errors import OptionError
 from .cliargs import add_model_arguments, add_report_arguments, properties_from_args, write_json
 
@@ -25,8 +25,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--shape",
         help=f"a random-weight model shaped like a real one ({', '.join(SHAPES)}, or a JSON "
-        "file): built once into the cache, then ovchat on its fast and seed exports against "
-        "llama.cpp Q4_0 and Q4_K_M of the same weights",
+        "file): built once into the cache, then ovchat on its fast export and on one with "
+        "optimum-intel's int4 recipe against llama.cpp Q4_0 and Q4_K_M of the same weights",
     )
     p.add_argument("--rounds", type=int, help="run every engine this often, alternating")
     p.add_argument("--reps", type=int, help="timed repetitions per prompt (per round)")
@@ -59,15 +59,15 @@ def main(args: argparse.Namespace) -> int:
     engines = [e.strip() for e in args.engines.split(",") if e.strip()] if args.engines else None
     model, variants, shape = args.model, None, cast("dict[str, Any] | None", None)
     if args.shape:
-        from ..bench import shapes
+        from ..bench import lookalikes
 
         if args.model or args.gguf:
             raise OptionError("--shape builds its own models", "drop -m/--gguf", param="shape")
         from ..bench.machine import llamacpp_available
 
         # without llama-cpp-python: the OpenVINO exports only (its engines are then skipped)
-        built = shapes.prepare(shapes.get_shape(args.shape), gguf=llamacpp_available())
-        model, variants = built.ov("fast"), shapes.variants(built)
+        built = lookalikes.prepare(lookalikes.get_shape(args.shape), gguf=llamacpp_available())
+        model, variants = built.ov("fast"), lookalikes.variants(built)
         shape = {"name": built.shape.name, "real": built.shape.real,
                  "params": built.shape.params, "build_seconds": built.build_seconds}  # fmt: skip
     r = bench(

@@ -20,7 +20,7 @@ from typing import Protocol
 from ..conversation import Conversation
 from ..engine import check_messages
 from ..errors import OptionError, OvchatError
-from ..model import load
+from ..model import Model, load
 from .chat_ui import TRIPLE_QUOTE, PlainUI, TerminalUI
 from .cliargs import (
     add_generation_arguments,
@@ -253,6 +253,8 @@ def main(args: argparse.Namespace) -> int:
         ui = PlainUI()
         model = load(args.model, args.device, prompt_lookup=args.prompt_lookup, **props)
     try:
+        if not isinstance(model, Model):
+            model.chat()  # an embedding model: raises InvalidModelError saying so
         conv = Conversation(model, system=args.system, options=options)
         return run(conv, ui, show_stats=not args.no_stats)
     finally:

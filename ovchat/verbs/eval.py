@@ -11,14 +11,6 @@ import json
 from typing import Any
 
 from ..errors import OptionError
-from ..evals.answers import (
-    DEFAULT_ANSWER_TOKENS,
-    DEFAULT_SEEDS,
-    SAMPLING_KEYS,
-    backends_for,
-    run_answers,
-    select_prompts,
-)
 from ..evals.fidelity import (
     DEFAULT_MAX_TOKENS,
     DEFAULT_WINDOW,
@@ -26,6 +18,14 @@ from ..evals.fidelity import (
     TARGET_TOP1,
     evaluate,
     record,
+)
+from ..evals.quality import (
+    DEFAULT_ANSWER_TOKENS,
+    DEFAULT_SEEDS,
+    SAMPLING_KEYS,
+    backends_for,
+    run_answers,
+    select_prompts,
 )
 from ..evals.report import (
     markdown_answers,

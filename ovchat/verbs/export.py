@@ -1,5 +1,5 @@
 """`ovchat export`: a Hugging Face id, HF dir or .gguf → an OpenVINO IR dir (int4 by default,
-the seed's recipe: symmetric, groups of 128, ratio 0.6; int8 for embedding models; for a
+optimum-intel's int4 recipe: symmetric, groups of 128, ratio 0.6; int8 for embedding models; for a
 .gguf source the GGUF's own Q4_0/Q4_1/Q8_0 blocks, weight format gguf)."""
 
 from __future__ import annotations
@@ -111,7 +111,8 @@ def recipe_from_args(
     args: argparse.Namespace, weight_format: str | None = None, source: str | None = None
 ) -> Recipe:
     """The Recipe the flags ask for; `weight_format` is the default when none was given
-    (then: gguf for a .gguf `source`, int8 for embedding models, else the seed's int4)."""
+    (then: gguf for a .gguf `source`, int8 for embedding models, else optimum-intel's int4
+    recipe)."""
     embeds = args.task.startswith(EMBEDDING_TASKS)
     fmt = args.weight_format or weight_format
     int4_asked = (args.group_size, args.ratio, args.sym) != (

@@ -6,14 +6,9 @@ import argparse
 import dataclasses
 import json
 import sys
-from collections.abc import Callable, Mapping
-from pathlib import Path
-from typing import Any
 
-from ..engine import DEFAULT_DEVICE, Completion, Engine
 from ..errors import OptionError
-from ..library import resolve
-from ..options import GenerationOptions
+from ..model import generate
 from .cliargs import (
     add_constraint_arguments,
     add_generation_arguments,
@@ -25,37 +20,6 @@ from .cliargs import (
 )
 
 FLAGS = {"raw": "--raw", "prompt": "PROMPT"}
-
-
-def generate(
-    prompt: str,
-    model: str | Path | None = None,
-    device: str = DEFAULT_DEVICE,
-    system: str | None = None,
-    raw: bool = False,
-    options: GenerationOptions | None = None,
-    properties: Mapping[str, Any] | None = None,
-    on_text: Callable[[str], None] | None = None,
-    prompt_lookup: bool = False,
-) -> Completion:
-    """Answer `prompt` once. `raw` sends it as is (no chat template, no special tokens);
-    `prompt_lookup` decodes with prompt-lookup drafts (see Engine)."""
-    if raw and system:
-        raise OptionError(
-            "a system message has no effect on a raw prompt",
-            "put it in the raw prompt",
-            param="raw",
-        )
-    engine = Engine(
-        resolve(model), device=device, properties=properties, prompt_lookup=prompt_lookup
-    )
-    if raw:
-        request: Any = prompt
-    else:
-        request = ([{"role": "system", "content": system}] if system else []) + [
-            {"role": "user", "content": prompt}
-        ]
-    return Completion.collect(engine.stream(engine.plan(request, options)), on_text)
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:

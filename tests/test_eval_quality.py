@@ -7,8 +7,8 @@ import json
 import pytest
 from conftest import run_main
 
-from ovchat.evals.answers import LOOP_REP4, Answer, rep_ngram, select_prompts
 from ovchat.evals.prompts import PROMPTS
+from ovchat.evals.quality import LOOP_REP4, Answer, rep_ngram, select_prompts
 from ovchat.verbs.eval import parse_sampling
 
 

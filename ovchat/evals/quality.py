@@ -155,7 +155,7 @@ def run_answers(
     """Answers of each backend ((label, "export"|"reference"|"llamacpp", its model)) to the
     same rendered prompts. The export comes first: its effective sampling (its own
     generation_config with `sampling` on top) is what the other backends are given."""
-    from . import answer_backends as ab
+    from . import quality_backends as ab
 
     export = ab.ExportAnswers(model_dir, sampling or {})
     ids = [export.prompt_ids(p[2]) for p in prompts]

@@ -7,7 +7,7 @@ padded with unreachable entries up to the real vocab size, so embedding and lm_h
 what they really cost; llama.cpp's converter recognises it as SmolLM2's.
 
 Built once into ovchat's cache (`<home>/shapes/NAME/`), each step atomic and timed:
-hf/ (bf16 safetensors) → ov-seed/ and ov-fast/ (OpenVINO int4 exports) → Q4_0.gguf and
+hf/ (bf16 safetensors) → ov-optimum/ and ov-fast/ (OpenVINO int4 exports) → Q4_0.gguf and
 Q4_K_M.gguf (llama.cpp's converter and quantizer, see gguf_tools.py).
 """
 
@@ -35,12 +35,12 @@ GGUF_TYPES = ("Q4_0", "Q4_K_M")
 FALLBACK = "adjust"  # widths no group size divides (Qwen's 896 = 7·128) are adjusted
 
 
-# The recipes a shape is exported with: the seed's (int4 sym g128, 60 % int4, int8 backup
-# and int8 embedding/lm_head) and the fastest found (every matmul int4 sym g128; with
-# DYNAMIC_QUANTIZATION_GROUP_SIZE = 128, which the engine applies to both, see
+# The recipes a shape is exported with: optimum-intel's int4 recipe (int4 sym g128, 60 %
+# int4, int8 backup and int8 embedding/lm_head) and the fastest found (every matmul int4 sym
+# g128; with DYNAMIC_QUANTIZATION_GROUP_SIZE = 128, which the engine applies to both, see
 # engine/runtime.py). README "Speed" has the measurements.
 RECIPES: dict[str, Recipe] = {
-    "seed": Recipe(group_size_fallback=FALLBACK),
+    "optimum": Recipe(group_size_fallback=FALLBACK),
     "fast": Recipe(ratio=1.0, all_layers=True, group_size_fallback=FALLBACK),
 }
 
@@ -60,7 +60,7 @@ _LLAMA32 = {
 
 
 @dataclass(frozen=True)
-class Shape:
+class ModelShape:
     name: str
     real: str  # the model whose config this is
     config: dict[str, Any] = field(default_factory=dict)
@@ -78,23 +78,23 @@ class Shape:
 
 # Values from each model's own config.json. 3B-class shapes are left out: exporting them
 # peaks at ~13-15 GB of RAM (0.5B: 3.1 GB, 1B: 5.5 GB, 1.5B: 6.0 GB).
-SHAPES: dict[str, Shape] = {
+SHAPES: dict[str, ModelShape] = {
     s.name: s
     for s in (
-        Shape("qwen2.5-0.5b", "Qwen/Qwen2.5-0.5B-Instruct", {
+        ModelShape("qwen2.5-0.5b", "Qwen/Qwen2.5-0.5B-Instruct", {
             **_QWEN2, "hidden_size": 896, "intermediate_size": 4864, "num_hidden_layers": 24,
             "num_attention_heads": 14, "num_key_value_heads": 2}),
-        Shape("llama-3.2-1b", "meta-llama/Llama-3.2-1B-Instruct", {
+        ModelShape("llama-3.2-1b", "meta-llama/Llama-3.2-1B-Instruct", {
             **_LLAMA32, "hidden_size": 2048, "intermediate_size": 8192, "num_hidden_layers": 16,
             "num_attention_heads": 32, "num_key_value_heads": 8, "head_dim": 64}),
-        Shape("qwen2.5-1.5b", "Qwen/Qwen2.5-1.5B-Instruct", {
+        ModelShape("qwen2.5-1.5b", "Qwen/Qwen2.5-1.5B-Instruct", {
             **_QWEN2, "hidden_size": 1536, "intermediate_size": 8960, "num_hidden_layers": 28,
             "num_attention_heads": 12, "num_key_value_heads": 2}),
     )
 }  # fmt: skip
 
 
-def get_shape(name_or_file: str) -> Shape:
+def get_shape(name_or_file: str) -> ModelShape:
     """A known shape by name, or one described by a JSON file {"name", "real", "config"}."""
     if name_or_file in SHAPES:
         return SHAPES[name_or_file]
@@ -102,7 +102,7 @@ def get_shape(name_or_file: str) -> Shape:
     if path.suffix == ".json" and path.is_file():
         try:
             d = json.loads(path.read_text())
-            return Shape(str(d["name"]), str(d.get("real", "custom")), dict(d["config"]))
+            return ModelShape(str(d["name"]), str(d.get("real", "custom")), dict(d["config"]))
         except (ValueError, KeyError, TypeError) as e:
             raise OptionError(f"{path} is not a shape file: {e}", param="shape") from e
     raise OptionError(
@@ -116,7 +116,7 @@ def get_shape(name_or_file: str) -> Shape:
 class ShapeModels:
     """Where a built shape's models are, and how long each step took to build."""
 
-    shape: Shape
+    shape: ModelShape
     root: Path
 
     @property
@@ -136,13 +136,13 @@ class ShapeModels:
 
 
 def variants(m: ShapeModels) -> list[Any]:
-    """The engines `ovchat bench --shape` compares: ovchat on the fast and on the seed
-    export (both with the engine's runtime defaults), llama.cpp on Q4_0 and Q4_K_M."""
+    """The engines `ovchat bench --shape` compares: ovchat on the fast and on the optimum-intel
+    recipe's export (both with the engine's runtime defaults), llama.cpp on Q4_0 and Q4_K_M."""
     from .runner import Variant
 
     return [
         Variant("ovchat", "ovchat", model_dir=str(m.ov("fast"))),
-        Variant("ovchat-seed-recipe", "ovchat", model_dir=str(m.ov("seed"))),
+        Variant("ovchat-optimum-recipe", "ovchat", model_dir=str(m.ov("optimum"))),
         *(Variant(f"llamacpp-{q.lower()}", "llamacpp", gguf=str(m.gguf(q))) for q in GGUF_TYPES),
     ]
 
@@ -151,7 +151,7 @@ def shapes_dir() -> Path:
     return home() / "shapes"
 
 
-def prepare(shape: Shape, progress: Progress | None = None, gguf: bool = True) -> ShapeModels:
+def prepare(shape: ModelShape, progress: Progress | None = None, gguf: bool = True) -> ShapeModels:
     """Build what is missing of `shape`'s models (HF dir, both OV exports, the GGUFs)."""
     from ..convert.export import export
     from .gguf_tools import hf_to_gguf, quantize_gguf
@@ -211,7 +211,7 @@ def padded_tokenizer(vocab_size: int) -> tuple[Any, dict[str, int | None]]:
     return build_tokenizer(meta), ids
 
 
-def write_random_model(shape: Shape, out: Path, dtype: str = "bfloat16") -> Path:
+def write_random_model(shape: ModelShape, out: Path, dtype: str = "bfloat16") -> Path:
     """An HF model dir with `shape`'s config and seeded N(0, 0.02) weights (norms 1, biases
     0), written tensor by tensor in shards: peak RAM is about one shard, never the model."""
     import torch

@@ -1,7 +1,7 @@
-"""OpenAI's answer shapes for /v1/chat/completions and /v1/completions: the whole JSON body,
+"""How OpenAI's answers for /v1/chat/completions and /v1/completions are written: the JSON body,
 and the server-sent events of a streamed one (n choices, tool-call deltas, logprobs).
 
-A Shape turns the Assembler's Deltas (answers.py) into events; streaming.py sends them.
+An AnswerWriter turns the Assembler's Deltas (assembler.py) into events; streaming.py sends them.
 """
 
 from __future__ import annotations
@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from .answers import Answer, Assembler, Delta, logprob_entry
+from .assembler import Answer, Assembler, Delta, logprob_entry
 from .schema import new_id, now
 
 DONE = "data: [DONE]\n\n"  # the last event of every chat/completions stream, whatever ended it
@@ -21,7 +21,7 @@ def sse_data(obj: Any) -> str:
     return f"data: {json.dumps(obj, ensure_ascii=False, separators=(',', ':'))}\n\n"
 
 
-class Shape:
+class AnswerWriter:
     """How one endpoint writes an answer: `whole()` for one JSON body; `opening()`,
     `piece()` per Delta and `closing()` for a stream (each returns encoded events)."""
 
@@ -55,7 +55,7 @@ class Shape:
         return sse_data(body) + DONE
 
 
-class ChatShape(Shape):
+class ChatWriter(AnswerWriter):
     def __init__(self, *args: Any, **kw: Any) -> None:
         super().__init__(*args, **kw)
         self.id = new_id("chatcmpl")
@@ -127,7 +127,7 @@ class ChatShape(Shape):
         return {**head, "choices": choices, "usage": usage}
 
 
-class CompletionShape(Shape):
+class CompletionWriter(AnswerWriter):
     def __init__(self, *args: Any, **kw: Any) -> None:
         super().__init__(*args, **kw)
         self.id = new_id("cmpl")
