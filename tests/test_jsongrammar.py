@@ -11,8 +11,10 @@ from typing import Annotated, Literal
 import pytest
 from pydantic import BaseModel, Field
 
+from ovchat.engine.grammarlimits import MAX_DEPTH, MAX_GRAMMAR, MAX_NODES, MAX_PATTERN
 from ovchat.engine.jsongrammar import _int_range, compact_grammar
-from ovchat.engine.structured import GrammarCheck, vocab_size
+from ovchat.engine.structured import GrammarCheck, constraints, vocab_size
+from ovchat.errors import OptionError
 
 
 class Leaf(BaseModel):
@@ -100,3 +102,69 @@ def test_integer_ranges_are_exact(seed):
     for v in range(lo - 120, hi + 121):
         assert bool(pattern.fullmatch(str(v))) == (lo <= v <= hi), (lo, hi, v)
     assert not pattern.fullmatch("-0") and not pattern.fullmatch("007")
+
+
+# -- size: linear in the schema, and bounded before anything is compiled -------------------
+def _arrays(depth: int) -> dict:
+    s: dict = {"type": "integer"}
+    for _ in range(depth):
+        s = {"type": "array", "items": s}
+    return s
+
+
+def _optional_objects(depth: int) -> dict:
+    s: dict = {"type": "integer"}
+    for _ in range(depth):  # three optional properties a level, the middle one nested
+        props = {"a": {"type": "integer"}, "b": s, "c": {"type": "string"}}
+        s = {"type": "object", "properties": props}
+    return s
+
+
+@pytest.mark.parametrize("shape", [_arrays, _optional_objects], ids=["arrays", "objects"])
+def test_the_grammar_grows_linearly_with_nesting(check, shape):
+    import openvino_genai as ov_genai
+
+    small, large = (len(compact_grammar(shape(d)) or "") for d in (6, 12))
+    assert 0 < large < 3 * small  # was 64x (arrays) and 8x (objects)
+    ebnf = compact_grammar(shape(40))
+    assert ebnf is not None and len(ebnf) < 20_000
+    check.check(ebnf, ov_genai.StructuredOutputConfig(grammar=ebnf), "json_schema")
+
+
+def _refusal(options: dict, tools: list | None = None) -> OptionError:
+    from ovchat.engine.tools import check_tools
+    from ovchat.options import GenerationOptions
+
+    with pytest.raises(OptionError) as e:
+        constraints(GenerationOptions(**options), check_tools(tools))
+    return e.value
+
+
+@pytest.mark.parametrize(
+    ("schema", "says"),
+    [
+        (_arrays(MAX_DEPTH + 1), f"more than {MAX_DEPTH} levels"),
+        ({"enum": list(range(MAX_NODES + 1))}, f"more than {MAX_NODES:,} values"),
+        ({"type": "string", "pattern": "(a|b)" * 1000}, "a pattern of 5,000 characters"),
+        (
+            {"type": "object", "properties": {f"p{i}" * 300: {} for i in range(300)}},
+            "is 3",  # the grammar made from it: over MAX_GRAMMAR characters
+        ),
+    ],
+    ids=["deep", "wide", "pattern", "grammar"],
+)
+def test_schemas_over_the_limits_are_refused_before_compiling(schema, says):
+    e = _refusal({"json_schema": schema})
+    assert e.param == "json_schema" and says in e.message and "too large" in e.message
+    tool = {"type": "function", "function": {"name": "t", "parameters": {"type": "object"}}}
+    big = {"type": "function", "function": {"name": "big", "parameters": {
+        "type": "object", "properties": {"x": schema}}}}  # fmt: skip
+    e = _refusal({}, [tool, big])
+    assert e.param == "tools[1].function.parameters" and "'big'" in e.message
+
+
+def test_regex_and_grammar_over_the_limits_are_refused():
+    e = _refusal({"regex": "(a|b|c|d)" * 2000})
+    assert e.param == "regex" and f"the limit is {MAX_PATTERN:,}" in e.message
+    e = _refusal({"grammar": 'root ::= "a"' + " | " * MAX_GRAMMAR + '"b"'})
+    assert e.param == "grammar" and f"the limit is {MAX_GRAMMAR:,}" in e.message

@@ -439,3 +439,46 @@ def test_many_connections_below_the_cap_are_served(strict_server):
     finally:
         for c in clients:
             c.close()
+
+
+# -- 7. grammars: bounded before compiling, compiled off the event loop -----------------------
+def _nested_arrays(depth: int) -> dict[str, Any]:
+    s: dict[str, Any] = {"type": "integer"}
+    for _ in range(depth):
+        s = {"type": "array", "items": s}
+    return s
+
+
+def _with_schema(schema: dict[str, Any]) -> dict[str, Any]:
+    fmt = {"type": "json_schema", "json_schema": {"name": "x", "schema": schema}}
+    return {"messages": USER, "max_tokens": 4, "response_format": fmt}
+
+
+def _with_tool(schema: dict[str, Any]) -> dict[str, Any]:
+    fn = {"name": "t", "parameters": {"type": "object", "properties": {"x": schema}}}
+    return {"messages": USER, "max_tokens": 4, "tools": [{"type": "function", "function": fn}]}
+
+
+OVER_LIMITS = {
+    "deep": (_nested_arrays(80), "levels"),
+    "pattern": ({"type": "string", "pattern": "(a|b|c|d)" * 2000}, "characters"),
+}
+
+
+@pytest.mark.parametrize("shape", list(OVER_LIMITS))
+def test_schemas_over_the_limits_are_a_400_naming_the_field(server, shape):
+    schema, unit = OVER_LIMITS[shape]
+    err = openai_error(server.post("/v1/chat/completions", json=_with_schema(schema)), 400)
+    assert err["param"] == "response_format" and "too large" in err["message"], err
+    assert unit in err["message"] and "limit" in err["message"]
+    err = openai_error(server.post("/v1/chat/completions", json=_with_tool(schema)), 400)
+    assert err["param"] == "tools[0].function.parameters" and unit in err["message"], err
+    still_serving(server)
+
+
+def test_deep_schemas_within_the_limits_are_answered(server):
+    """14 levels of arrays once made a grammar of ~1 MB that xgrammar could not hold."""
+    for depth in (14, 40):
+        r = server.post("/v1/chat/completions", json=_with_schema(_nested_arrays(depth)))
+        assert r.status_code == 200, r.text
+    still_serving(server)

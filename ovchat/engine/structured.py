@@ -25,8 +25,9 @@ from typing import Any
 
 from ..errors import OptionError, reason
 from ..options import GenerationOptions
+from . import grammarlimits
 from .jsongrammar import compact_grammar
-from .tools import CALL_OPEN, CALL_SUFFIX, ToolSet
+from .tools import CALL_OPEN, CALL_SUFFIX, ToolSet, tool_param, tool_what
 
 log = logging.getLogger("ovchat.engine")
 
@@ -77,11 +78,16 @@ def constraints(options: GenerationOptions, tools: ToolSet | None = None) -> lis
     if options.constraint is None:
         return []
     kind, text = options.constraint
+    what = WHAT.get(kind, kind)
     if kind != "json_schema":
+        grammarlimits.check_text(kind, text, what, kind)
         return [Constraint(f"{kind}:{text}", kind, partial(S, **{kind: text}))]
     out = []
-    ebnf = compact_grammar(json.loads(text))
+    schema = json.loads(text)
+    grammarlimits.check_schema(schema, what, kind)
+    ebnf = compact_grammar(schema)
     if ebnf is not None:
+        grammarlimits.check_text("grammar", ebnf, f"the grammar made from {what}", kind)
         out.append(Constraint(f"grammar:{ebnf}", kind, partial(S, grammar=ebnf)))
     out.append(Constraint(f"json_schema:{text}", kind, partial(S, json_schema=text)))
     return out
@@ -113,6 +119,8 @@ def _tool_tags(tools: ToolSet, compact: bool) -> Any:
             ebnf = compact_grammar(dict(t.schema))
             if ebnf is None:
                 return None
+            what = f"the grammar made from {tool_what(t.name)}"
+            grammarlimits.check_text("grammar", ebnf, what, tool_param(tools.tools.index(t)))
             content: Any = S.EBNF(ebnf)
         else:
             content = S.JSONSchema(json.dumps(dict(t.schema)))
