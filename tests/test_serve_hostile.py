@@ -482,3 +482,58 @@ def test_deep_schemas_within_the_limits_are_answered(server):
         r = server.post("/v1/chat/completions", json=_with_schema(_nested_arrays(depth)))
         assert r.status_code == 200, r.text
     still_serving(server)
+
+
+def _heavy(nonce: str) -> dict[str, Any]:
+    """A schema within the limits that still takes xgrammar a while (patterns: ~15,400
+    characters in all); `nonce` makes it new to the engine's cache of compiled schemas."""
+    props = {f"p{i}": {"type": "string", "pattern": f"({i}|a|b|{nonce})" * 99} for i in range(16)}
+    return {"type": "object", "properties": props}
+
+
+class SlowPlans:
+    """A real Engine whose plan() (where a request's grammar is compiled) first waits at a
+    gate: a compile that takes as long as the test wants, wherever the server runs it."""
+
+    def __init__(self, engine: Engine) -> None:
+        self._engine = engine
+        self.entered = threading.Event()
+        self.gate = threading.Event()
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._engine, name)
+
+    def plan(self, *args: Any, **kw: Any) -> Any:
+        self.entered.set()
+        self.gate.wait(WAIT_SECONDS)
+        return self._engine.plan(*args, **kw)
+
+
+def test_health_answers_while_a_schema_compiles(engine):
+    slow = SlowPlans(engine)
+    with Served(create_app(SETTINGS, slow), SETTINGS) as s:  # type: ignore[arg-type]
+        answer: list[httpx.Response] = []
+        body = _with_schema(_heavy("q"))
+        thread = threading.Thread(
+            target=lambda: answer.append(s.post("/v1/chat/completions", json=body))
+        )
+        thread.start()
+        try:
+            assert slow.entered.wait(WAIT_SECONDS)
+            # the compile holds neither the event loop nor the GIL: /health answers meanwhile
+            r = httpx.get(f"{s.url}/health", timeout=WAIT_SECONDS / 4)
+            assert r.status_code == 200 and not answer
+        finally:
+            slow.gate.set()
+            thread.join(WAIT_SECONDS)
+        assert answer[0].status_code == 200, answer[0].text
+
+
+def test_a_schema_that_compiles_too_long_is_a_400(engine):
+    settings = Settings(max_running=2, max_waiting=2, grammar_timeout=0.05)
+    with Served(create_app(settings, engine), settings) as s:
+        r = s.post("/v1/chat/completions", json=_with_schema(_heavy("z")))
+        err = openai_error(r, 400)
+        assert err["param"] == "response_format" and "did not compile within" in err["message"]
+        assert httpx.get(f"{s.url}/health").status_code == 200
+        still_serving(s)

@@ -4,11 +4,12 @@ of it reaches xgrammar (docs/limits.md states them for users).
 Why: xgrammar compiles in C++ with no budget of its own; a small schema can ask for a large
 grammar (a deep nesting, a long `pattern`), and a large enough one takes minutes, or all of
 the memory, or aborts the process. Each limit is far above what a real schema needs and far
-below what costs a server more than about a second to compile.
+below what takes a server minutes to compile; the server's compile time limit bounds the rest.
 """
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from typing import Any
 
@@ -17,14 +18,22 @@ from ..errors import OptionError
 MAX_DEPTH = 64  # JSON objects and arrays nested inside a schema
 MAX_NODES = 5_000  # values in a schema (every object, array, string, number, ...)
 MAX_PATTERN = 1_000  # characters of a regular expression (a schema's pattern, or `regex`)
-MAX_GRAMMAR = 65_536  # characters of a grammar (the request's own, or one made from a schema)
+# the patterns of one schema together: xgrammar 0.1.31 aborted the process (LogFatalError in
+# earley_parser.cc) on 100 patterns of 990 characters, and took 8 s (vocab 1,000) on 90
+MAX_PATTERNS = 16_000
+MAX_GRAMMAR = 32_768  # characters of a grammar (the request's own, or one made from a schema)
+# xgrammar unrolls a bounded repetition (maxLength 5,000: 6 s to compile on SmolLM2's 49k
+# vocabulary): the bounds of all of them together (maxLength, maxItems, {m,n} in patterns)
+MAX_REPEAT = 2_048
+BOUNDS = ("minLength", "maxLength", "minItems", "maxItems")
+_QUANTIFIER = re.compile(r"\{(\d+)(?:,(\d*))?\}")
 HINT = "simplify it; the limits are in the documentation's Limits page"
 
 
 def check_schema(schema: Any, what: str, param: str) -> None:
     """Raise OptionError(param) if the schema `schema` is deeper, larger or holds longer
     patterns than the limits allow (`what` names it in the message)."""
-    nodes = 0
+    nodes = repeat = patterns = 0
     stack: list[tuple[Any, int]] = [(schema, 1)]
     while stack:
         value, depth = stack.pop()
@@ -35,9 +44,27 @@ def check_schema(schema: Any, what: str, param: str) -> None:
             children: Any = value.values()
             for key in ("pattern", "regex"):
                 text = value.get(key)
-                if isinstance(text, str) and len(text) > MAX_PATTERN:
-                    _refuse(what, f"has a {key} of {len(text):,} characters", param)
-            for key in value.get("patternProperties") or ():
+                if isinstance(text, str):
+                    if len(text) > MAX_PATTERN:
+                        _refuse(what, f"has a {key} of {len(text):,} characters", param)
+                    repeat += repetitions(text)
+                    patterns += len(text)
+            if patterns > MAX_PATTERNS:
+                _refuse(
+                    what, f"has patterns of more than {MAX_PATTERNS:,} characters in all", param
+                )
+            for k in BOUNDS:
+                bound = value.get(k)
+                if (
+                    isinstance(bound, (int, float))
+                    and not isinstance(bound, bool)
+                    and bound == bound
+                ):
+                    repeat += int(min(bound, MAX_REPEAT + 1))  # inf and 1e308 too
+            if repeat > MAX_REPEAT:
+                _refuse(what, f"bounds its repetitions to more than {MAX_REPEAT:,} in all", param)
+            keys = value.get("patternProperties")
+            for key in keys if isinstance(keys, Mapping) else ():
                 if isinstance(key, str) and len(key) > MAX_PATTERN:
                     _refuse(what, f"has a pattern of {len(key):,} characters", param)
         elif isinstance(value, list):
@@ -50,16 +77,26 @@ def check_schema(schema: Any, what: str, param: str) -> None:
 
 
 def check_text(kind: str, text: str, what: str, param: str) -> None:
-    """Raise OptionError(param) if a regex or a grammar (`kind`) is longer than allowed."""
+    """Raise OptionError(param) if a regex or a grammar (`kind`) is longer than allowed, or
+    bounds its repetitions to more than MAX_REPEAT in all."""
     limit = MAX_PATTERN if kind == "regex" else MAX_GRAMMAR
     if len(text) > limit:
         _refuse(what, f"is {len(text):,} characters long (the limit is {limit:,})", param)
+    if repetitions(text) > MAX_REPEAT:
+        why = f"bounds its repetitions to more than {MAX_REPEAT:,} in all (the limit)"
+        _refuse(what, why, param)
+
+
+def repetitions(text: str) -> int:
+    """The sum of the bounds of a regex's or a grammar's bounded repetitions ({m,n})."""
+    return sum(int(hi or lo) for lo, hi in _QUANTIFIER.findall(text))
 
 
 def _refuse(what: str, why: str, param: str) -> None:
     limits = (
-        f"at most {MAX_DEPTH} levels, {MAX_NODES:,} values, "
-        f"{MAX_PATTERN:,}-character patterns and a {MAX_GRAMMAR:,}-character grammar"
+        f"at most {MAX_DEPTH} levels, {MAX_NODES:,} values, patterns of {MAX_PATTERN:,} "
+        f"characters each and {MAX_PATTERNS:,} in all, repetitions bounded to "
+        f"{MAX_REPEAT:,} in all, a {MAX_GRAMMAR:,}-character grammar"
     )
     if "limit is" not in why:
         why = f"{why} (the limits: {limits})"

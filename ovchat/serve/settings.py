@@ -17,6 +17,7 @@ DEFAULT_MAX_WAITING = 64  # requests queued for a slot; one more gets 429
 DEFAULT_MAX_BODY_BYTES = 1 << 20  # 1 MiB: far above any prompt a small context window takes
 DEFAULT_READ_TIMEOUT = 30.0  # seconds for a request's headers, and again for its body
 DEFAULT_MAX_CONNECTIONS = 256  # open connections; one more is answered 503 and closed
+DEFAULT_GRAMMAR_TIMEOUT = 30.0  # seconds a request's grammar may take to compile
 DEFAULT_MAX_LOADED = 2  # models in memory at once; the least recently used idle one unloads
 API_KEY_ENV = "OVCHAT_API_KEY"
 WARMUP_PROMPT = "Hello"  # raw text: one short prefill and one decode step
@@ -51,6 +52,7 @@ class ServerSettings:
     max_loaded: int = DEFAULT_MAX_LOADED
     keep_alive: float | None = None  # seconds idle before a model unloads (None: never)
     prompt_lookup: bool = False  # prompt-lookup decoding (Engine's prompt_lookup)
+    grammar_timeout: float = DEFAULT_GRAMMAR_TIMEOUT
 
     @staticmethod
     def api_key_from_env() -> str | None:
