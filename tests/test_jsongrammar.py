@@ -147,11 +147,17 @@ def _refusal(options: dict, tools: list | None = None) -> OptionError:
         ({"enum": list(range(MAX_NODES + 1))}, f"more than {MAX_NODES:,} values"),
         ({"type": "string", "pattern": "(a|b)" * 1000}, "a pattern of 5,000 characters"),
         (
+            {"type": "object", "properties": {f"p{i}": {"pattern": "a" * 900} for i in range(20)}},
+            "patterns of more than",
+        ),
+        ({"type": "string", "maxLength": 10**6}, "repetitions"),
+        ({"type": "string", "pattern": "[a-z]{0,100}" * 30}, "repetitions"),
+        (
             {"type": "object", "properties": {f"p{i}" * 300: {} for i in range(300)}},
             "is 3",  # the grammar made from it: over MAX_GRAMMAR characters
         ),
     ],
-    ids=["deep", "wide", "pattern", "grammar"],
+    ids=["deep", "wide", "pattern", "patterns", "bound", "quantifiers", "grammar"],
 )
 def test_schemas_over_the_limits_are_refused_before_compiling(schema, says):
     e = _refusal({"json_schema": schema})
