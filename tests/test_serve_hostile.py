@@ -537,3 +537,49 @@ def test_a_schema_that_compiles_too_long_is_a_400(engine):
         assert err["param"] == "response_format" and "did not compile within" in err["message"]
         assert httpx.get(f"{s.url}/health").status_code == 200
         still_serving(s)
+
+
+# -- 8. a KV-cache pool that runs out: never a silent "stop" ----------------------------------
+POOL_BLOCKS = 9  # 288 tokens of the tiny Llama: one full window (256) and a little more
+
+
+@pytest.fixture(scope="module")
+def small_pool(tiny_llama: Path) -> Iterator[Served]:
+    from ovchat.engine import kvcache
+
+    gb = POOL_BLOCKS * (kvcache.block_bytes(tiny_llama, "CPU", {}) or 0) / kvcache.GIB
+    e = Engine(tiny_llama, backend="batching", max_num_seqs=8, kv_cache_gb=gb * 1.001)
+    assert e.kv_pool_tokens == POOL_BLOCKS * kvcache.CPU_BLOCK_TOKENS
+    with Served(create_app(SETTINGS, e), SETTINGS) as s:
+        yield s
+    e.close()
+
+
+@pytest.mark.parametrize("path", list(ENDPOINTS))
+def test_answers_that_can_never_fit_the_kv_cache_are_a_400(small_pool, path):
+    body = {**ENDPOINTS[path], "n": 8, "max_tokens": 200}
+    err = openai_error(small_pool.post(path, json=body), 400)
+    assert err["param"] == "max_tokens" and "KV cache" in err["message"], err
+    assert "n)" in err["message"] and "288" in err["message"]
+
+
+@pytest.mark.parametrize("stream", [False, True], ids=["json", "sse"])
+@pytest.mark.parametrize("path", list(ENDPOINTS))
+def test_answers_cut_by_a_full_kv_cache_end_with_length(small_pool, path, stream):
+    """8 answers of up to a whole window each (no max_tokens): the pool runs out midway."""
+    body = {**ENDPOINTS[path], "n": 8, "ignore_eos": True, "temperature": 1.0, "stream": stream}
+    r = small_pool.post(path, json=body)
+    assert r.status_code == 200, r.text
+    if stream:
+        events = [json.loads(x[6:]) for x in r.text.split("\n\n") if x.startswith("data: {")]
+        ends = [c for e in events for c in e["choices"] if c["finish_reason"]]
+        assert r.text.rstrip().endswith("data: [DONE]")
+    else:
+        ends = r.json()["choices"]
+    assert len(ends) == 8
+    for c in ends:  # the client can tell a cut answer from a finished one
+        assert c["finish_reason"] == "length" and c["finish_detail"] == "kv_cache_full", c
+    deadline = time.monotonic() + WAIT_SECONDS
+    while small_pool.metrics()["ovchat_kv_cache_usage_ratio"] != 0:  # nothing runs: back to 0
+        assert time.monotonic() < deadline
+        time.sleep(0.05)
