@@ -583,3 +583,16 @@ def test_answers_cut_by_a_full_kv_cache_end_with_length(small_pool, path, stream
     while small_pool.metrics()["ovchat_kv_cache_usage_ratio"] != 0:  # nothing runs: back to 0
         assert time.monotonic() < deadline
         time.sleep(0.05)
+
+
+# -- 9. keys, WebSockets, names --------------------------------------------------------------
+def test_a_non_ascii_authorization_is_a_401(engine, caplog):
+    settings = Settings(api_key="s3crét", max_running=2, max_waiting=2)
+    with Served(create_app(settings, engine), settings) as s, caplog.at_level(logging.DEBUG):
+        for auth in (b"Bearer caf\xe9", b"Bearer \xe2\x82\xac", b"\xff\xfe", b"Bearer s3cr\xe9t"):
+            r = httpx.get(f"{s.url}/v1/models", headers=[(b"Authorization", auth)])
+            assert openai_error(r, 401)["code"] == "invalid_api_key", auth
+        good = "Bearer s3crét".encode()  # a key is compared as UTF-8 bytes
+        r = httpx.get(f"{s.url}/v1/models", headers=[(b"Authorization", good)])
+        assert r.status_code == 200
+    assert "Traceback" not in caplog.text and "compare_digest" not in caplog.text
