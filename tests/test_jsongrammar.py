@@ -174,3 +174,36 @@ def test_regex_and_grammar_over_the_limits_are_refused():
     assert e.param == "regex" and f"the limit is {MAX_PATTERN:,}" in e.message
     e = _refusal({"grammar": 'root ::= "a"' + " | " * MAX_GRAMMAR + '"b"'})
     assert e.param == "grammar" and f"the limit is {MAX_GRAMMAR:,}" in e.message
+
+
+EMPTY = [
+    {"$ref": "#"},
+    {"$defs": {"a": {"$ref": "#/$defs/b"}, "b": {"$ref": "#/$defs/a"}}, "$ref": "#/$defs/a"},
+    {"type": "object", "properties": {"x": {"$ref": "#"}}, "required": ["x"]},
+    {"type": "array", "items": {"$ref": "#"}, "minItems": 1},
+]
+RECURSIVE = [  # each with a way to end
+    {"type": "object", "properties": {"x": {"$ref": "#"}}},
+    {"type": "array", "items": {"$ref": "#"}},
+    {"anyOf": [{"type": "integer"}, {"type": "array", "items": {"$ref": "#"}, "minItems": 1}]},
+    Leaf.model_json_schema(),
+]
+
+
+@pytest.mark.parametrize("schema", EMPTY, ids=range(len(EMPTY)))
+def test_schemas_that_accept_nothing_are_refused(schema):
+    e = _refusal({"json_schema": schema})
+    assert e.param == "json_schema" and "accepts no JSON value" in e.message
+    inner = {k: v for k, v in schema.items() if k != "$defs"}  # $refs are from the root
+    params = {"type": "object", "properties": {"x": inner}, "required": ["x"]}
+    params.update({"$defs": schema["$defs"]} if "$defs" in schema else {})
+    e = _refusal({}, [{"type": "function", "function": {"name": "t", "parameters": params}}])
+    assert e.param == "tools[0].function.parameters" and "accepts no JSON value" in e.message
+
+
+@pytest.mark.parametrize("schema", RECURSIVE, ids=range(len(RECURSIVE)))
+def test_recursive_schemas_with_a_base_case_are_kept(schema):
+    from ovchat.options import GenerationOptions
+
+    out = constraints(GenerationOptions(json_schema=schema))
+    assert out[0].key.startswith("grammar:")  # the compact grammar, accepted

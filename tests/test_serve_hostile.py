@@ -596,3 +596,19 @@ def test_a_non_ascii_authorization_is_a_401(engine, caplog):
         r = httpx.get(f"{s.url}/v1/models", headers=[(b"Authorization", good)])
         assert r.status_code == 200
     assert "Traceback" not in caplog.text and "compare_digest" not in caplog.text
+
+
+@pytest.mark.parametrize(
+    "schema",
+    [
+        {"$ref": "#"},
+        {"$defs": {"a": {"$ref": "#/$defs/b"}, "b": {"$ref": "#/$defs/a"}}, "$ref": "#/$defs/a"},
+    ],
+    ids=["self", "cycle"],
+)
+def test_a_schema_that_accepts_nothing_is_a_400(server, schema):
+    """Once a 200 with text that is not JSON: genai constrained nothing."""
+    for stream in (False, True):
+        body = {**_with_schema(schema), "stream": stream}
+        err = openai_error(server.post("/v1/chat/completions", json=body), 400)
+        assert err["param"] == "response_format" and "accepts no JSON value" in err["message"]

@@ -101,3 +101,69 @@ def _refuse(what: str, why: str, param: str) -> None:
     if "limit is" not in why:
         why = f"{why} (the limits: {limits})"
     raise OptionError(f"{what} is too large to compile: it {why}", HINT, param=param)
+
+
+# -- a grammar that accepts nothing ---------------------------------------------------------
+_TOKEN = re.compile(
+    r'\s*(?:("(?:[^"\\]|\\.)*")|(\[(?:[^\]\\]|\\.)*\])|([A-Za-z_][A-Za-z0-9_]*)'
+    r"|(\{\d*(?:,\d*)?\})|([()|?*+]))"
+)
+
+
+def accepts_something(ebnf: str) -> bool:
+    """Whether the grammar's root derives at least one finite string.
+
+    Written by hand for the EBNF that jsongrammar.py writes (literals, classes, names,
+    groups, |, ?, *, +, {m,n}): xgrammar compiles a grammar such as `root ::= ref0`,
+    `ref0 ::= ref0` (from the schema {"$ref": "#"}) and then lets any token through.
+    """
+    rules = {}
+    for line in ebnf.splitlines():
+        name, _, body = line.partition(" ::= ")
+        rules[name.strip()] = [t for t in _TOKEN.findall(body)]
+    productive: set[str] = set()
+    while True:
+        more = {
+            n for n, toks in rules.items() if n not in productive and _derives(toks, productive)
+        }
+        if not more:
+            return "root" in productive
+        productive |= more
+
+
+def _derives(tokens: list[tuple[str, ...]], productive: set[str]) -> bool:
+    pos = 0
+
+    def alternation() -> bool:
+        nonlocal pos
+        ok = sequence()
+        while pos < len(tokens) and tokens[pos][4] == "|":
+            pos += 1
+            ok = sequence() or ok
+        return ok
+
+    def sequence() -> bool:
+        nonlocal pos
+        ok = True
+        while pos < len(tokens) and tokens[pos][4] not in ("|", ")"):
+            ok = item() and ok
+        return ok
+
+    def item() -> bool:
+        nonlocal pos
+        literal, chars, name, _, op = tokens[pos]
+        pos += 1
+        if op == "(":
+            ok = alternation()
+            pos += 1  # ")"
+        else:
+            ok = bool(literal or chars) or name in productive
+        if pos < len(tokens):
+            quantifier, op = tokens[pos][3], tokens[pos][4]
+            if op in ("?", "*", "+") or quantifier:
+                pos += 1
+                if op in ("?", "*") or quantifier.startswith(("{0", "{,")):
+                    return True  # may repeat zero times
+        return ok
+
+    return alternation()

@@ -88,9 +88,22 @@ def constraints(options: GenerationOptions, tools: ToolSet | None = None) -> lis
     ebnf = compact_grammar(schema)
     if ebnf is not None:
         grammarlimits.check_text("grammar", ebnf, f"the grammar made from {what}", kind)
+        _check_accepts(ebnf, what, kind)
         out.append(Constraint(f"grammar:{ebnf}", kind, partial(S, grammar=ebnf)))
     out.append(Constraint(f"json_schema:{text}", kind, partial(S, json_schema=text)))
     return out
+
+
+def _check_accepts(ebnf: str, what: str, param: str) -> None:
+    """An OptionError unless the grammar made from a schema accepts some JSON value (else
+    genai would constrain nothing and the model would write anything)."""
+    if not grammarlimits.accepts_something(ebnf):
+        raise OptionError(
+            f"{what} accepts no JSON value at all",
+            "a $ref to itself, or a required property or item that must contain itself, "
+            "needs a way to end (an optional property, minItems 0, an anyOf with a plain type)",
+            param=param,
+        )
 
 
 def _tags_config(tags: Any) -> Any:
@@ -119,8 +132,10 @@ def _tool_tags(tools: ToolSet, compact: bool) -> Any:
             ebnf = compact_grammar(dict(t.schema))
             if ebnf is None:
                 return None
+            param = tool_param(tools.tools.index(t))
             what = f"the grammar made from {tool_what(t.name)}"
-            grammarlimits.check_text("grammar", ebnf, what, tool_param(tools.tools.index(t)))
+            grammarlimits.check_text("grammar", ebnf, what, param)
+            _check_accepts(ebnf, tool_what(t.name), param)
             content: Any = S.EBNF(ebnf)
         else:
             content = S.JSONSchema(json.dumps(dict(t.schema)))
