@@ -612,3 +612,51 @@ def test_a_schema_that_accepts_nothing_is_a_400(server, schema):
         body = {**_with_schema(schema), "stream": stream}
         err = openai_error(server.post("/v1/chat/completions", json=body), 400)
         assert err["param"] == "response_format" and "accepts no JSON value" in err["message"]
+
+
+class PausedStreams:
+    """A real Engine whose streams pause after their first piece of text, until `gate`."""
+
+    def __init__(self, engine: Engine) -> None:
+        self._engine = engine
+        self.first = threading.Event()
+        self.gate = threading.Event()
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._engine, name)
+
+    async def astream(self, prompt: Any, options: Any = None, cancel: Any = None) -> Any:
+        import asyncio
+
+        paused = False
+        async for chunk in self._engine.astream(prompt, options, cancel):
+            yield chunk
+            if chunk.text and not paused:
+                paused = True
+                self.first.set()
+                await asyncio.to_thread(self.gate.wait, WAIT_SECONDS)
+
+
+@pytest.mark.parametrize("path", list(ENDPOINTS))
+def test_a_stream_cut_by_shutdown_never_says_stop(tiny_llama, path):
+    engine = Engine(tiny_llama, backend="batching", max_num_seqs=2)  # cancel_all is for good
+    paused = PausedStreams(engine)
+    app = create_app(SETTINGS, paused)  # type: ignore[arg-type]
+    body = {**ENDPOINTS[path], "max_tokens": 50, "ignore_eos": True, "stream": True}
+    try:
+        with Served(app, SETTINGS) as s:
+            out: list[str] = []
+            thread = threading.Thread(target=lambda: out.append(s.post(path, json=body).text))
+            thread.start()
+            assert paused.first.wait(WAIT_SECONDS)
+            app.state.server.stop_generating()  # what SIGTERM does first
+            paused.gate.set()
+            thread.join(WAIT_SECONDS)
+    finally:
+        paused.gate.set()
+        engine.close()
+    events = [e for e in out[0].split("\n\n") if e.strip()]
+    assert events[-1] == "data: [DONE]", events[-3:]
+    assert json.loads(events[-2][6:])["error"]["code"] == "server_shutting_down"
+    finishes = [c["finish_reason"] for e in events[:-2] for c in json.loads(e[6:])["choices"]]
+    assert finishes and not any(finishes), events  # a simple client sees no complete answer
