@@ -660,3 +660,54 @@ def test_a_stream_cut_by_shutdown_never_says_stop(tiny_llama, path):
     assert json.loads(events[-2][6:])["error"]["code"] == "server_shutting_down"
     finishes = [c["finish_reason"] for e in events[:-2] for c in json.loads(e[6:])["choices"]]
     assert finishes and not any(finishes), events  # a simple client sees no complete answer
+
+
+def test_a_head_over_the_limit_in_one_write_is_a_400(server):
+    head = b"GET /health HTTP/1.1\r\nHost: x\r\nx-big: " + b"a" * 60_000 + b"\r\n\r\n"
+    with _connect(server) as sock:
+        sock.sendall(head)  # all at once: h11 alone checks only a head still incomplete
+        raw = _read_all(sock)
+    assert raw.startswith(b"HTTP/1.1 400"), raw[:200]
+    assert json.loads(raw.split(b"\r\n\r\n", 1)[1])["error"]["code"] == "invalid_http_request"
+    ok = (
+        b"GET /health HTTP/1.1\r\nHost: x\r\nx-big: "
+        + b"a" * 15_000
+        + b"\r\nConnection: close\r\n\r\n"
+    )
+    with _connect(server) as sock:
+        sock.sendall(ok)
+        assert _read_all(sock).startswith(b"HTTP/1.1 200")
+
+
+def test_openapi_documents_metrics_and_streams(server):
+    doc = httpx.get(f"{server.url}/openapi.json").json()
+    metrics = doc["paths"]["/metrics"]["get"]["responses"]["200"]["content"]
+    assert list(metrics) == ["text/plain"]
+    for path in (*ENDPOINTS, "/v1/responses"):
+        ok = doc["paths"][path]["post"]["responses"]["200"]
+        assert {"application/json", "text/event-stream"} <= set(ok["content"]), path
+        assert "stream" in ok["description"]
+
+
+def test_a_websocket_upgrade_is_answered_as_http(server):
+    upgrade = {"Connection": "Upgrade", "Upgrade": "websocket", "Sec-WebSocket-Version": "13",
+               "Sec-WebSocket-Key": "dGhlIHNhbXBsZSBub25jZQ=="}  # fmt: skip
+    r = httpx.get(f"{server.url}/v1/ws", headers=upgrade)
+    openai_error(r, 404)
+    r = httpx.get(f"{server.url}/v1/models", headers=upgrade)
+    assert r.status_code == 200 and r.json()["object"] == "list"
+
+
+def test_a_model_exported_from_a_local_dir_is_served_by_its_name(server, engine, tiny_llama):
+    """Not by the absolute path it was exported from: ids show in every answer and error."""
+    source = str(Path(tiny_llama).parent)  # the tiny models' directory: in no name
+    name = engine.info.name
+    assert "/" not in name and name
+    ids = [m["id"] for m in httpx.get(f"{server.url}/v1/models").json()["data"]]
+    assert ids == [name]
+    assert httpx.get(f"{server.url}/health").json()["model"] == name
+    assert source not in httpx.get(f"{server.url}/metrics").text
+    r = server.post("/v1/completions", json={"model": "nope", "prompt": "a"})
+    assert source not in r.text
+    r = server.post("/v1/completions", json={"model": name, "prompt": "a", "max_tokens": 1})
+    assert r.status_code == 200 and r.json()["model"] == name
