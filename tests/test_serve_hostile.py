@@ -473,6 +473,15 @@ def test_schemas_over_the_limits_are_a_400_naming_the_field(server, shape):
     assert unit in err["message"] and "limit" in err["message"]
     err = openai_error(server.post("/v1/chat/completions", json=_with_tool(schema)), 400)
     assert err["param"] == "tools[0].function.parameters" and unit in err["message"], err
+    params = {"type": "object", "properties": {"x": schema}}
+    tool = {"type": "function", "name": "t", "parameters": params}
+    body = {"input": "hi", "max_output_tokens": 4, "tools": [tool]}
+    err = openai_error(server.post("/v1/responses", json=body), 400)
+    assert err["param"] == "tools[0].parameters" and unit in err["message"], err
+    fmt = {"type": "json_schema", "name": "x", "schema": schema}
+    body = {"input": "hi", "max_output_tokens": 4, "text": {"format": fmt}}
+    err = openai_error(server.post("/v1/responses", json=body), 400)
+    assert err["param"] == "text.format" and unit in err["message"], err
     still_serving(server)
 
 
