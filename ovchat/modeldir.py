@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import os
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -131,6 +132,8 @@ def read_model_info(path: Path) -> ModelInfo:
                 ctx = value
                 break
     name = str(manifest.get("name") or path.name)
+    if _is_local_path(name):  # exported from a local dir: its name, never a path on this machine
+        name = Path(name.replace("\\", "/")).name or path.name
     kind = model_kind(path, manifest)
     return ModelInfo(path=path, name=name, context_length=ctx, manifest=manifest, kind=kind)
 
@@ -139,3 +142,8 @@ def dir_size_mb(path: Path, patterns: tuple[str, ...] = ("openvino_model.*",)) -
     """Size on disk of the files matching `patterns` (the weights, by default)."""
     total = sum(f.stat().st_size for pat in patterns for f in path.glob(pat) if f.is_file())
     return total / 2**20
+
+
+def _is_local_path(name: str) -> bool:
+    """A name that is a path on this machine (a local source), not a hub id like org/model."""
+    return os.path.isabs(name) or name.startswith(("./", "../", "~", ".\\")) or "\\" in name

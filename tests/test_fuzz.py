@@ -10,15 +10,18 @@ was ~11,000 cases).
 
 from __future__ import annotations
 
+import json
 import os
 import re
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 import schemathesis
-from hypothesis import HealthCheck, settings
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from schemathesis.checks import not_a_server_error
 from schemathesis.specs.openapi.checks import status_code_conformance
 from test_serve import ServerThread
@@ -52,15 +55,18 @@ HYPOTHESIS = settings(
 
 
 @pytest.fixture(scope="module")
-def served(tiny_llama: Path) -> Iterator[ServerThread]:
-    engine = Engine(tiny_llama, backend="batching", max_num_seqs=8)
+def engine(tiny_llama: Path) -> Iterator[Engine]:
+    e = Engine(tiny_llama, backend="batching", max_num_seqs=8)
+    yield e
+    e.close()
+
+
+@pytest.fixture(scope="module")
+def served(engine: Engine) -> Iterator[ServerThread]:
     # A short read deadline: a generated body the server waits on cannot stall the run.
     settings_ = Settings(max_running=8, max_waiting=64, read_timeout=5)
-    try:
-        with ServerThread(create_app(settings_, engine)) as s:
-            yield s
-    finally:
-        engine.close()
+    with ServerThread(create_app(settings_, engine)) as s:
+        yield s
 
 
 def header(response: Any, name: str) -> str:
@@ -112,3 +118,166 @@ def test_fuzz_full(case, served, request):
     if "fuzz" not in (request.config.getoption("-m") or ""):
         pytest.skip("the large fuzz run: select it with -m fuzz")
     check(case, served.url)
+
+
+# -- hostile shapes the OpenAPI document does not describe (hypothesis, bounded) --------------
+# Schemas deep and wide, patterns long and malformed, headers that are not ASCII, answers that
+# run the KV cache out. Every answer is a 200 or a 4xx in OpenAI's shape, and the server
+# keeps serving: a request that could crash or freeze it fails the test run itself.
+HOSTILE_EXAMPLES = int(os.environ.get("OVCHAT_FUZZ_HOSTILE", "15"))  # per test, by default
+HOSTILE = settings(
+    max_examples=HOSTILE_EXAMPLES, deadline=None, database=None, derandomize=False,
+    suppress_health_check=list(HealthCheck),
+)  # fmt: skip
+USER = [{"role": "user", "content": "Say something."}]
+
+
+def _nested(depth: int, kind: str) -> dict[str, Any]:
+    s: dict[str, Any] = {"type": "integer"}
+    for _ in range(depth):
+        if kind == "array":
+            s = {"type": "array", "items": s}
+        else:  # two optional properties a level (the grammar once grew 8x a level)
+            s = {"type": "object", "properties": {"a": s, "b": {"type": "string"}}}
+    return s
+
+
+LEAVES = st.one_of(
+    st.sampled_from([{"type": t} for t in ("integer", "number", "string", "boolean", "null")]),
+    st.just({}),
+    st.just({"$ref": "#"}),
+    st.integers(-(10**6), 10**6).map(lambda n: {"type": "string", "maxLength": n}),
+    st.integers(-(10**9), 10**9).map(lambda n: {"type": "integer", "minimum": 0, "maximum": n}),
+    st.lists(st.one_of(st.integers(), st.text(max_size=5), st.none()), max_size=4).map(
+        lambda v: {"enum": v}
+    ),
+    st.text(alphabet="ab|()*+?[]{}0123456789,-^$.\\", max_size=300).map(
+        lambda p: {"type": "string", "pattern": p}
+    ),
+)
+SCHEMAS = st.one_of(
+    st.recursive(
+        LEAVES,
+        lambda kids: st.one_of(
+            st.builds(
+                lambda i, lo: {"type": "array", "items": i, "minItems": lo}, kids, st.integers(0, 3)
+            ),
+            st.builds(
+                lambda props, req: {
+                    "type": "object",
+                    "properties": props,
+                    "required": [k for k in props if req],
+                },
+                st.dictionaries(st.text(min_size=1, max_size=8), kids, max_size=6),
+                st.booleans(),
+            ),
+            st.lists(kids, min_size=1, max_size=3).map(lambda xs: {"anyOf": xs}),
+        ),
+        max_leaves=30,
+    ),
+    st.builds(_nested, st.integers(1, 120), st.sampled_from(["array", "object"])),
+    st.integers(1, 8_000).map(  # wide
+        lambda n: {"type": "object", "properties": {f"p{i}": {"type": "integer"} for i in range(n)}}
+    ),
+    st.integers(1, 40_000).map(  # huge patterns
+        lambda n: {"type": "string", "pattern": ("(a|b|c|d)" * (n // 9 + 1))[:n]}
+    ),
+)
+
+
+def _fine(r: httpx.Response) -> None:
+    assert r.status_code in (200, 400), r.text[:500]
+    if r.status_code == 400:
+        err = r.json()["error"]
+        assert set(err) == ERROR_KEYS and err["message"], err
+        assert not INTERNAL.search(re.sub(r"'[^']*'", "''", err["message"])), err
+
+
+def _alive(url: str) -> None:
+    assert httpx.get(f"{url}/health", timeout=30).status_code == 200
+
+
+@given(schema=SCHEMAS, as_tool=st.booleans())
+@HOSTILE
+def test_fuzz_schemas(served, schema, as_tool):
+    body: dict[str, Any] = {"messages": USER, "max_tokens": 4}
+    if as_tool:
+        params = {"type": "object", "properties": {"x": schema}, "required": ["x"]}
+        body["tools"] = [{"type": "function", "function": {"name": "f", "parameters": params}}]
+        body["tool_choice"] = "required"
+    else:
+        body["response_format"] = {
+            "type": "json_schema",
+            "json_schema": {"name": "x", "schema": schema},
+        }
+    r = httpx.post(f"{served.url}/v1/chat/completions", json=body, timeout=120)
+    _fine(r)
+    if r.status_code == 200 and not as_tool:
+        content = r.json()["choices"][0]["message"]["content"]
+        assert content is not None
+    _alive(served.url)
+
+
+HEADER_BYTES = st.binary(min_size=1, max_size=64).map(
+    lambda b: bytes(c for c in b if c not in b"\r\n\x00") or b"\xff"
+)
+
+
+@pytest.fixture(scope="module")
+def keyed(engine: Engine) -> Iterator[ServerThread]:
+    with ServerThread(create_app(Settings(api_key="s3cret", read_timeout=5), engine)) as s:
+        yield s
+
+
+@given(
+    auth=HEADER_BYTES, scheme=st.sampled_from([b"Bearer ", b"", b"bearer  "]), other=HEADER_BYTES
+)
+@HOSTILE
+def test_fuzz_non_ascii_headers(keyed, auth, scheme, other):
+    headers = [
+        (b"Authorization", (scheme + auth).strip() or b"x"),
+        (b"X-Other", other.strip() or b"x"),
+    ]
+    r = httpx.get(f"{keyed.url}/v1/models", headers=headers, timeout=30)
+    assert r.status_code == 401, r.text
+    assert set(r.json()["error"]) == ERROR_KEYS
+    _alive(keyed.url)
+
+
+@pytest.fixture(scope="module")
+def small_pool(tiny_llama: Path) -> Iterator[ServerThread]:
+    from ovchat.engine import kvcache
+
+    gb = 9 * (kvcache.block_bytes(tiny_llama, "CPU", {}) or 0) / kvcache.GIB  # 288 tokens
+    engine = Engine(tiny_llama, backend="batching", max_num_seqs=8, kv_cache_gb=gb * 1.001)
+    try:
+        with ServerThread(create_app(Settings(max_running=8, read_timeout=5), engine)) as s:
+            yield s
+    finally:
+        engine.close()
+
+
+@given(
+    n=st.integers(1, 8),
+    max_tokens=st.one_of(st.none(), st.integers(1, 300)),
+    stream=st.booleans(),
+    path=st.sampled_from(["/v1/chat/completions", "/v1/completions"]),
+)
+@HOSTILE
+def test_fuzz_kv_exhaustion(small_pool, n, max_tokens, stream, path):
+    body: dict[str, Any] = {"n": n, "ignore_eos": True, "stream": stream}
+    body.update({"messages": USER} if path.endswith("chat/completions") else {"prompt": "Once"})
+    if max_tokens is not None:
+        body["max_tokens"] = max_tokens
+    r = httpx.post(f"{small_pool.url}{path}", json=body, timeout=120)
+    _fine(r)
+    if r.status_code == 200:
+        if stream:
+            events = [json.loads(x[6:]) for x in r.text.split("\n\n") if x.startswith("data: {")]
+            ends = [c for e in events for c in e["choices"] if c["finish_reason"]]
+        else:
+            ends = r.json()["choices"]
+        assert len(ends) == n
+        for c in ends:  # ignore_eos: an answer ends at its budget or where memory ran out
+            assert c["finish_reason"] == "length", c
+    _alive(small_pool.url)

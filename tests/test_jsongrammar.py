@@ -11,8 +11,10 @@ from typing import Annotated, Literal
 import pytest
 from pydantic import BaseModel, Field
 
+from ovchat.engine.grammarlimits import MAX_DEPTH, MAX_GRAMMAR, MAX_NODES, MAX_PATTERN
 from ovchat.engine.jsongrammar import _int_range, compact_grammar
-from ovchat.engine.structured import GrammarCheck, vocab_size
+from ovchat.engine.structured import GrammarCheck, constraints, vocab_size
+from ovchat.errors import OptionError
 
 
 class Leaf(BaseModel):
@@ -100,3 +102,108 @@ def test_integer_ranges_are_exact(seed):
     for v in range(lo - 120, hi + 121):
         assert bool(pattern.fullmatch(str(v))) == (lo <= v <= hi), (lo, hi, v)
     assert not pattern.fullmatch("-0") and not pattern.fullmatch("007")
+
+
+# -- size: linear in the schema, and bounded before anything is compiled -------------------
+def _arrays(depth: int) -> dict:
+    s: dict = {"type": "integer"}
+    for _ in range(depth):
+        s = {"type": "array", "items": s}
+    return s
+
+
+def _optional_objects(depth: int) -> dict:
+    s: dict = {"type": "integer"}
+    for _ in range(depth):  # three optional properties a level, the middle one nested
+        props = {"a": {"type": "integer"}, "b": s, "c": {"type": "string"}}
+        s = {"type": "object", "properties": props}
+    return s
+
+
+@pytest.mark.parametrize("shape", [_arrays, _optional_objects], ids=["arrays", "objects"])
+def test_the_grammar_grows_linearly_with_nesting(check, shape):
+    import openvino_genai as ov_genai
+
+    small, large = (len(compact_grammar(shape(d)) or "") for d in (6, 12))
+    assert 0 < large < 3 * small  # was 64x (arrays) and 8x (objects)
+    ebnf = compact_grammar(shape(40))
+    assert ebnf is not None and len(ebnf) < 20_000
+    check.check(ebnf, ov_genai.StructuredOutputConfig(grammar=ebnf), "json_schema")
+
+
+def _refusal(options: dict, tools: list | None = None) -> OptionError:
+    from ovchat.engine.tools import check_tools
+    from ovchat.options import GenerationOptions
+
+    with pytest.raises(OptionError) as e:
+        constraints(GenerationOptions(**options), check_tools(tools))
+    return e.value
+
+
+@pytest.mark.parametrize(
+    ("schema", "says"),
+    [
+        (_arrays(MAX_DEPTH + 1), f"more than {MAX_DEPTH} levels"),
+        ({"enum": list(range(MAX_NODES + 1))}, f"more than {MAX_NODES:,} values"),
+        ({"type": "string", "pattern": "(a|b)" * 1000}, "a pattern of 5,000 characters"),
+        (
+            {"type": "object", "properties": {f"p{i}": {"pattern": "a" * 900} for i in range(20)}},
+            "patterns of more than",
+        ),
+        ({"type": "string", "maxLength": 10**6}, "repetitions"),
+        ({"type": "string", "pattern": "[a-z]{0,100}" * 30}, "repetitions"),
+        (
+            {"type": "object", "properties": {f"p{i}" * 300: {} for i in range(300)}},
+            "is 3",  # the grammar made from it: over MAX_GRAMMAR characters
+        ),
+    ],
+    ids=["deep", "wide", "pattern", "patterns", "bound", "quantifiers", "grammar"],
+)
+def test_schemas_over_the_limits_are_refused_before_compiling(schema, says):
+    e = _refusal({"json_schema": schema})
+    assert e.param == "json_schema" and says in e.message and "too large" in e.message
+    tool = {"type": "function", "function": {"name": "t", "parameters": {"type": "object"}}}
+    big = {"type": "function", "function": {"name": "big", "parameters": {
+        "type": "object", "properties": {"x": schema}}}}  # fmt: skip
+    e = _refusal({}, [tool, big])
+    assert e.param == "tools[1].function.parameters" and "'big'" in e.message
+
+
+def test_regex_and_grammar_over_the_limits_are_refused():
+    e = _refusal({"regex": "(a|b|c|d)" * 2000})
+    assert e.param == "regex" and f"the limit is {MAX_PATTERN:,}" in e.message
+    e = _refusal({"grammar": 'root ::= "a"' + " | " * MAX_GRAMMAR + '"b"'})
+    assert e.param == "grammar" and f"the limit is {MAX_GRAMMAR:,}" in e.message
+
+
+EMPTY = [
+    {"$ref": "#"},
+    {"$defs": {"a": {"$ref": "#/$defs/b"}, "b": {"$ref": "#/$defs/a"}}, "$ref": "#/$defs/a"},
+    {"type": "object", "properties": {"x": {"$ref": "#"}}, "required": ["x"]},
+    {"type": "array", "items": {"$ref": "#"}, "minItems": 1},
+]
+RECURSIVE = [  # each with a way to end
+    {"type": "object", "properties": {"x": {"$ref": "#"}}},
+    {"type": "array", "items": {"$ref": "#"}},
+    {"anyOf": [{"type": "integer"}, {"type": "array", "items": {"$ref": "#"}, "minItems": 1}]},
+    Leaf.model_json_schema(),
+]
+
+
+@pytest.mark.parametrize("schema", EMPTY, ids=range(len(EMPTY)))
+def test_schemas_that_accept_nothing_are_refused(schema):
+    e = _refusal({"json_schema": schema})
+    assert e.param == "json_schema" and "accepts no JSON value" in e.message
+    inner = {k: v for k, v in schema.items() if k != "$defs"}  # $refs are from the root
+    params = {"type": "object", "properties": {"x": inner}, "required": ["x"]}
+    params.update({"$defs": schema["$defs"]} if "$defs" in schema else {})
+    e = _refusal({}, [{"type": "function", "function": {"name": "t", "parameters": params}}])
+    assert e.param == "tools[0].function.parameters" and "accepts no JSON value" in e.message
+
+
+@pytest.mark.parametrize("schema", RECURSIVE, ids=range(len(RECURSIVE)))
+def test_recursive_schemas_with_a_base_case_are_kept(schema):
+    from ovchat.options import GenerationOptions
+
+    out = constraints(GenerationOptions(json_schema=schema))
+    assert out[0].key.startswith("grammar:")  # the compact grammar, accepted

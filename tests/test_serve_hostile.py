@@ -439,3 +439,284 @@ def test_many_connections_below_the_cap_are_served(strict_server):
     finally:
         for c in clients:
             c.close()
+
+
+# -- 7. grammars: bounded before compiling, compiled off the event loop -----------------------
+def _nested_arrays(depth: int) -> dict[str, Any]:
+    s: dict[str, Any] = {"type": "integer"}
+    for _ in range(depth):
+        s = {"type": "array", "items": s}
+    return s
+
+
+def _with_schema(schema: dict[str, Any]) -> dict[str, Any]:
+    fmt = {"type": "json_schema", "json_schema": {"name": "x", "schema": schema}}
+    return {"messages": USER, "max_tokens": 4, "response_format": fmt}
+
+
+def _with_tool(schema: dict[str, Any]) -> dict[str, Any]:
+    fn = {"name": "t", "parameters": {"type": "object", "properties": {"x": schema}}}
+    return {"messages": USER, "max_tokens": 4, "tools": [{"type": "function", "function": fn}]}
+
+
+OVER_LIMITS = {
+    "deep": (_nested_arrays(80), "levels"),
+    "pattern": ({"type": "string", "pattern": "(a|b|c|d)" * 2000}, "characters"),
+}
+
+
+@pytest.mark.parametrize("shape", list(OVER_LIMITS))
+def test_schemas_over_the_limits_are_a_400_naming_the_field(server, shape):
+    schema, unit = OVER_LIMITS[shape]
+    err = openai_error(server.post("/v1/chat/completions", json=_with_schema(schema)), 400)
+    assert err["param"] == "response_format" and "too large" in err["message"], err
+    assert unit in err["message"] and "limit" in err["message"]
+    err = openai_error(server.post("/v1/chat/completions", json=_with_tool(schema)), 400)
+    assert err["param"] == "tools[0].function.parameters" and unit in err["message"], err
+    params = {"type": "object", "properties": {"x": schema}}
+    tool = {"type": "function", "name": "t", "parameters": params}
+    body = {"input": "hi", "max_output_tokens": 4, "tools": [tool]}
+    err = openai_error(server.post("/v1/responses", json=body), 400)
+    assert err["param"] == "tools[0].parameters" and unit in err["message"], err
+    fmt = {"type": "json_schema", "name": "x", "schema": schema}
+    body = {"input": "hi", "max_output_tokens": 4, "text": {"format": fmt}}
+    err = openai_error(server.post("/v1/responses", json=body), 400)
+    assert err["param"] == "text.format" and unit in err["message"], err
+    still_serving(server)
+
+
+def test_deep_schemas_within_the_limits_are_answered(server):
+    """14 levels of arrays once made a grammar of ~1 MB that xgrammar could not hold."""
+    for depth in (14, 40):
+        r = server.post("/v1/chat/completions", json=_with_schema(_nested_arrays(depth)))
+        assert r.status_code == 200, r.text
+    still_serving(server)
+
+
+def _heavy(nonce: str) -> dict[str, Any]:
+    """A schema within the limits that still takes xgrammar a while (patterns: ~15,400
+    characters in all); `nonce` makes it new to the engine's cache of compiled schemas."""
+    props = {f"p{i}": {"type": "string", "pattern": f"({i}|a|b|{nonce})" * 99} for i in range(16)}
+    return {"type": "object", "properties": props}
+
+
+class SlowPlans:
+    """A real Engine whose plan() (where a request's grammar is compiled) first waits at a
+    gate: a compile that takes as long as the test wants, wherever the server runs it."""
+
+    def __init__(self, engine: Engine) -> None:
+        self._engine = engine
+        self.entered = threading.Event()
+        self.gate = threading.Event()
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._engine, name)
+
+    def plan(self, *args: Any, **kw: Any) -> Any:
+        self.entered.set()
+        self.gate.wait(WAIT_SECONDS)
+        return self._engine.plan(*args, **kw)
+
+
+def test_health_answers_while_a_schema_compiles(engine):
+    slow = SlowPlans(engine)
+    with Served(create_app(SETTINGS, slow), SETTINGS) as s:  # type: ignore[arg-type]
+        answer: list[httpx.Response] = []
+        body = _with_schema(_heavy("q"))
+        thread = threading.Thread(
+            target=lambda: answer.append(s.post("/v1/chat/completions", json=body))
+        )
+        thread.start()
+        try:
+            assert slow.entered.wait(WAIT_SECONDS)
+            # the compile holds neither the event loop nor the GIL: /health answers meanwhile
+            r = httpx.get(f"{s.url}/health", timeout=WAIT_SECONDS / 4)
+            assert r.status_code == 200 and not answer
+        finally:
+            slow.gate.set()
+            thread.join(WAIT_SECONDS)
+        assert answer[0].status_code == 200, answer[0].text
+
+
+def test_a_schema_that_compiles_too_long_is_a_400(engine):
+    settings = Settings(max_running=2, max_waiting=2, grammar_timeout=0.05)
+    with Served(create_app(settings, engine), settings) as s:
+        r = s.post("/v1/chat/completions", json=_with_schema(_heavy("z")))
+        err = openai_error(r, 400)
+        assert err["param"] == "response_format" and "did not compile within" in err["message"]
+        assert httpx.get(f"{s.url}/health").status_code == 200
+        still_serving(s)
+
+
+# -- 8. a KV-cache pool that runs out: never a silent "stop" ----------------------------------
+POOL_BLOCKS = 9  # 288 tokens of the tiny Llama: one full window (256) and a little more
+
+
+@pytest.fixture(scope="module")
+def small_pool(tiny_llama: Path) -> Iterator[Served]:
+    from ovchat.engine import kvcache
+
+    gb = POOL_BLOCKS * (kvcache.block_bytes(tiny_llama, "CPU", {}) or 0) / kvcache.GIB
+    e = Engine(tiny_llama, backend="batching", max_num_seqs=8, kv_cache_gb=gb * 1.001)
+    assert e.kv_pool_tokens == POOL_BLOCKS * kvcache.CPU_BLOCK_TOKENS
+    with Served(create_app(SETTINGS, e), SETTINGS) as s:
+        yield s
+    e.close()
+
+
+@pytest.mark.parametrize("path", list(ENDPOINTS))
+def test_answers_that_can_never_fit_the_kv_cache_are_a_400(small_pool, path):
+    body = {**ENDPOINTS[path], "n": 8, "max_tokens": 200}
+    err = openai_error(small_pool.post(path, json=body), 400)
+    assert err["param"] == "max_tokens" and "KV cache" in err["message"], err
+    assert "n)" in err["message"] and "288" in err["message"]
+
+
+@pytest.mark.parametrize("stream", [False, True], ids=["json", "sse"])
+@pytest.mark.parametrize("path", list(ENDPOINTS))
+def test_answers_cut_by_a_full_kv_cache_end_with_length(small_pool, path, stream):
+    """8 answers of up to a whole window each (no max_tokens): the pool runs out midway."""
+    body = {**ENDPOINTS[path], "n": 8, "ignore_eos": True, "temperature": 1.0, "stream": stream}
+    r = small_pool.post(path, json=body)
+    assert r.status_code == 200, r.text
+    if stream:
+        events = [json.loads(x[6:]) for x in r.text.split("\n\n") if x.startswith("data: {")]
+        ends = [c for e in events for c in e["choices"] if c["finish_reason"]]
+        assert r.text.rstrip().endswith("data: [DONE]")
+    else:
+        ends = r.json()["choices"]
+    assert len(ends) == 8
+    for c in ends:  # the client can tell a cut answer from a finished one
+        assert c["finish_reason"] == "length" and c["finish_detail"] == "kv_cache_full", c
+    deadline = time.monotonic() + WAIT_SECONDS
+    while small_pool.metrics()["ovchat_kv_cache_usage_ratio"] != 0:  # nothing runs: back to 0
+        assert time.monotonic() < deadline
+        time.sleep(0.05)
+
+
+# -- 9. keys, WebSockets, names --------------------------------------------------------------
+def test_a_non_ascii_authorization_is_a_401(engine, caplog):
+    settings = Settings(api_key="s3crét", max_running=2, max_waiting=2)
+    with Served(create_app(settings, engine), settings) as s, caplog.at_level(logging.DEBUG):
+        for auth in (b"Bearer caf\xe9", b"Bearer \xe2\x82\xac", b"\xff\xfe", b"Bearer s3cr\xe9t"):
+            r = httpx.get(f"{s.url}/v1/models", headers=[(b"Authorization", auth)])
+            assert openai_error(r, 401)["code"] == "invalid_api_key", auth
+        good = "Bearer s3crét".encode()  # a key is compared as UTF-8 bytes
+        r = httpx.get(f"{s.url}/v1/models", headers=[(b"Authorization", good)])
+        assert r.status_code == 200
+    assert "Traceback" not in caplog.text and "compare_digest" not in caplog.text
+
+
+@pytest.mark.parametrize(
+    "schema",
+    [
+        {"$ref": "#"},
+        {"$defs": {"a": {"$ref": "#/$defs/b"}, "b": {"$ref": "#/$defs/a"}}, "$ref": "#/$defs/a"},
+    ],
+    ids=["self", "cycle"],
+)
+def test_a_schema_that_accepts_nothing_is_a_400(server, schema):
+    """Once a 200 with text that is not JSON: genai constrained nothing."""
+    for stream in (False, True):
+        body = {**_with_schema(schema), "stream": stream}
+        err = openai_error(server.post("/v1/chat/completions", json=body), 400)
+        assert err["param"] == "response_format" and "accepts no JSON value" in err["message"]
+
+
+class PausedStreams:
+    """A real Engine whose streams pause after their first piece of text, until `gate`."""
+
+    def __init__(self, engine: Engine) -> None:
+        self._engine = engine
+        self.first = threading.Event()
+        self.gate = threading.Event()
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._engine, name)
+
+    async def astream(self, prompt: Any, options: Any = None, cancel: Any = None) -> Any:
+        import asyncio
+
+        paused = False
+        async for chunk in self._engine.astream(prompt, options, cancel):
+            yield chunk
+            if chunk.text and not paused:
+                paused = True
+                self.first.set()
+                await asyncio.to_thread(self.gate.wait, WAIT_SECONDS)
+
+
+@pytest.mark.parametrize("path", list(ENDPOINTS))
+def test_a_stream_cut_by_shutdown_never_says_stop(tiny_llama, path):
+    engine = Engine(tiny_llama, backend="batching", max_num_seqs=2)  # cancel_all is for good
+    paused = PausedStreams(engine)
+    app = create_app(SETTINGS, paused)  # type: ignore[arg-type]
+    body = {**ENDPOINTS[path], "max_tokens": 50, "ignore_eos": True, "stream": True}
+    try:
+        with Served(app, SETTINGS) as s:
+            out: list[str] = []
+            thread = threading.Thread(target=lambda: out.append(s.post(path, json=body).text))
+            thread.start()
+            assert paused.first.wait(WAIT_SECONDS)
+            app.state.server.stop_generating()  # what SIGTERM does first
+            paused.gate.set()
+            thread.join(WAIT_SECONDS)
+    finally:
+        paused.gate.set()
+        engine.close()
+    events = [e for e in out[0].split("\n\n") if e.strip()]
+    assert events[-1] == "data: [DONE]", events[-3:]
+    assert json.loads(events[-2][6:])["error"]["code"] == "server_shutting_down"
+    finishes = [c["finish_reason"] for e in events[:-2] for c in json.loads(e[6:])["choices"]]
+    assert finishes and not any(finishes), events  # a simple client sees no complete answer
+
+
+def test_a_head_over_the_limit_in_one_write_is_a_400(server):
+    head = b"GET /health HTTP/1.1\r\nHost: x\r\nx-big: " + b"a" * 60_000 + b"\r\n\r\n"
+    with _connect(server) as sock:
+        sock.sendall(head)  # all at once: h11 alone checks only a head still incomplete
+        raw = _read_all(sock)
+    assert raw.startswith(b"HTTP/1.1 400"), raw[:200]
+    assert json.loads(raw.split(b"\r\n\r\n", 1)[1])["error"]["code"] == "invalid_http_request"
+    ok = (
+        b"GET /health HTTP/1.1\r\nHost: x\r\nx-big: "
+        + b"a" * 15_000
+        + b"\r\nConnection: close\r\n\r\n"
+    )
+    with _connect(server) as sock:
+        sock.sendall(ok)
+        assert _read_all(sock).startswith(b"HTTP/1.1 200")
+
+
+def test_openapi_documents_metrics_and_streams(server):
+    doc = httpx.get(f"{server.url}/openapi.json").json()
+    metrics = doc["paths"]["/metrics"]["get"]["responses"]["200"]["content"]
+    assert list(metrics) == ["text/plain"]
+    for path in (*ENDPOINTS, "/v1/responses"):
+        ok = doc["paths"][path]["post"]["responses"]["200"]
+        assert {"application/json", "text/event-stream"} <= set(ok["content"]), path
+        assert "stream" in ok["description"]
+
+
+def test_a_websocket_upgrade_is_answered_as_http(server):
+    upgrade = {"Connection": "Upgrade", "Upgrade": "websocket", "Sec-WebSocket-Version": "13",
+               "Sec-WebSocket-Key": "dGhlIHNhbXBsZSBub25jZQ=="}  # fmt: skip
+    r = httpx.get(f"{server.url}/v1/ws", headers=upgrade)
+    openai_error(r, 404)
+    r = httpx.get(f"{server.url}/v1/models", headers=upgrade)
+    assert r.status_code == 200 and r.json()["object"] == "list"
+
+
+def test_a_model_exported_from_a_local_dir_is_served_by_its_name(server, engine, tiny_llama):
+    """Not by the absolute path it was exported from: ids show in every answer and error."""
+    source = str(Path(tiny_llama).parent)  # the tiny models' directory: in no name
+    name = engine.info.name
+    assert "/" not in name and name
+    ids = [m["id"] for m in httpx.get(f"{server.url}/v1/models").json()["data"]]
+    assert ids == [name]
+    assert httpx.get(f"{server.url}/health").json()["model"] == name
+    assert source not in httpx.get(f"{server.url}/metrics").text
+    r = server.post("/v1/completions", json={"model": "nope", "prompt": "a"})
+    assert source not in r.text
+    r = server.post("/v1/completions", json={"model": name, "prompt": "a", "max_tokens": 1})
+    assert r.status_code == 200 and r.json()["model"] == name

@@ -184,7 +184,7 @@ def _export(
     stats = weight_statistics(ir / "openvino_model.xml")
     manifest = {
         "format": MANIFEST_FORMAT,
-        "name": name or (Path(model).stem if kind == "gguf" else model),
+        "name": name or _default_name(model, kind),
         "source": source,
         "recipe": {
             "asked": asdict(recipe),
@@ -375,3 +375,13 @@ def _translate(e: Exception, model: str) -> None:
             "check that it is a causal language model that optimum-intel supports",
         ) from e
     raise ExportError(f"export of {model!r} failed: {msg}") from e
+
+
+def _default_name(model: str, kind: str) -> str:
+    """A short name: a GGUF's file stem, a local directory's name (never a path on this
+    machine: names show in the server's ids and errors), else the hub id."""
+    if kind == "gguf":
+        return Path(model).stem
+    if kind == "dir":
+        return Path(model).expanduser().resolve().name
+    return model

@@ -84,6 +84,7 @@ class Engine:
         self.properties = runtime_properties(
             backend, properties, self.info.manifest, self.device, prompt_lookup
         )
+        self.kv_pool_tokens: int | None = None  # batching: tokens the KV-cache pool holds
         t0 = time.perf_counter()
         self._pipe = self._load(kv_cache_gb, max_num_seqs, prefill_chunk)
         self.load_seconds = time.perf_counter() - t0
@@ -123,6 +124,7 @@ class Engine:
             )
         kvcache.configure(sched, kv_cache_gb, self.path, self.device, self.properties)
         tokens = kvcache.pool_tokens(sched, self.path, self.device, self.properties)
+        self.kv_pool_tokens = tokens
         ctx = self.info.context_length
         if tokens is not None and tokens < ctx:
             # genai would never schedule a prompt the pool cannot hold: it would wait forever.
@@ -158,7 +160,23 @@ class Engine:
         """The planner's plan, with genai's config built and checked: every mistake in the
         request surfaces here, before anything is streamed."""
         plan = self.planner.plan(prompt, options, tools=tools, strict_budget=strict_budget)
+        if strict_budget:
+            self._check_pool(plan)
         return self.checked(plan)
+
+    def _check_pool(self, plan: Plan) -> None:
+        """Refuse answers that could never fit in the KV-cache pool together (n answers of
+        max_new_tokens after the prompt, which they share): genai would drop them midway."""
+        pool, o = self.kv_pool_tokens, plan.options
+        need = plan.prompt_tokens + o.n * o.max_new_tokens
+        if pool is not None and need > pool:
+            answers = f"{o.n} answers" if o.n > 1 else "an answer"
+            raise OptionError(
+                f"{answers} of up to {o.max_new_tokens} tokens after a {plan.prompt_tokens}-"
+                f"token prompt need {need} tokens of KV cache; this server's holds {pool}",
+                "ask for fewer tokens (max_tokens) or fewer answers (n)",
+                param="max_new_tokens",
+            )
 
     def checked(self, plan: Plan) -> Plan:
         """`plan` with genai's config for its options (built once, validated by genai, its

@@ -78,6 +78,7 @@ class _Converter:
         self.rules: dict[str, str] = {}
         self.refs: dict[str, str] = {}  # "$ref" → rule name
         self.used: set[str] = set()  # base rules referenced
+        self.named_bodies: dict[str, str] = {}  # body → its rule name (see `named`)
 
     def grammar(self) -> str:
         root = self.expr(self.root)
@@ -92,6 +93,17 @@ class _Converter:
             if name in need:
                 rules[name] = BASE_RULES[name]
         return "\n".join(f"{name} ::= {body}" for name, body in rules.items())
+
+    def named(self, body: str) -> str:
+        """A rule name for `body`: an expression written more than once (an array's item,
+        an optional property) is written once as a rule and referred to by name, so the
+        grammar grows linearly with the schema, not doubling at each level of nesting."""
+        if re.fullmatch(r"[a-z][a-z0-9]*", body):
+            return body
+        if body not in self.named_bodies:
+            name = self.named_bodies[body] = f"part{len(self.named_bodies)}"
+            self.rules[name] = body
+        return self.named_bodies[body]
 
     def base(self, name: str) -> str:
         self.used.add(name)
@@ -216,17 +228,17 @@ class _Converter:
                 return lit("{}")
             value = self.base("value") if extra is True else self.expr(extra)
             key = self.base("string")
-            pair = f'{key} ": " {value}'
+            pair = self.named(f'{key} ": " {value}')
             return f'("{{" ({pair} (", " {pair})*)? "}}")'
         req = [self.pair(k, props[k]) for k in props if k in required]
-        opt = [self.pair(k, props[k]) for k in props if k not in required]
-        if req:
-            body = ' ", " '.join(req) + "".join(f' (", " {p})?' for p in opt)
-            return f'("{{" {body} "}}")'
-        # all optional: the first one given takes no comma
+        opt = [self.named(self.pair(k, props[k])) for k in props if k not in required]
+        # tails[i]: the optional properties from i on, each with its comma (named rules)
         tails = [""] * (len(opt) + 1)
-        for i in range(len(opt) - 1, -1, -1):
-            tails[i] = f' (", " {opt[i]})?' + tails[i + 1]
+        for i in range(len(opt) - 1, -1 if req else 0, -1):
+            tails[i] = " " + self.named(f'(", " {opt[i]})?' + tails[i + 1])
+        if req:
+            return '("{" ' + ' ", " '.join(req) + tails[0] + ' "}")'
+        # all optional: the first one given takes no comma
         starts = [f"{opt[i]}{tails[i + 1]}" for i in range(len(opt))]
         return '("{" (' + " | ".join(starts) + ')? "}")'
 
@@ -236,7 +248,7 @@ class _Converter:
     def array(self, s: Mapping[str, Any]) -> str:
         if any(k in s for k in ("prefixItems", "contains", "uniqueItems")):
             raise Unsupported("prefixItems")
-        item = self.expr(s.get("items", True))
+        item = self.named(self.expr(s.get("items", True)))
         lo = int(s.get("minItems", 0))
         top = s.get("maxItems")
         hi = None if top is None else int(top)

@@ -135,7 +135,9 @@ class StepLoop:
         import openvino_genai as ov_genai
 
         running = ov_genai.GenerationStatus.RUNNING
+        dropped = ov_genai.GenerationStatus.IGNORED  # genai's "out of KV-cache blocks"
         length = ov_genai.GenerationFinishReason.LENGTH
+        unfinished = ov_genai.GenerationFinishReason.NONE
         while True:
             with self._cv:
                 while not self._stopped and not self._new and not self._active:
@@ -194,8 +196,14 @@ class StepLoop:
                                     req.counter.write(list(out.generated_ids), i, logprobs)
                                 if out.finish_reason == length:
                                     req.counter.state.length_cut.add(i)
-                        done = req.handle.get_status() != running
+                                if out.finish_reason != unfinished:
+                                    req.counter.state.ended.add(i)
+                        status = req.handle.get_status()
+                        done = status != running
                         if done:
+                            # genai drops a request whose sequences no longer fit in the
+                            # pool (nothing left to preempt): its answers were cut, not done
+                            req.counter.state.memory_cut = status == dropped
                             req.counter.end()
                 except Exception as e:  # e.g. detokenizing: fail this request only
                     req.counter.state.error = e
@@ -204,6 +212,8 @@ class StepLoop:
                 if done:
                     del self._active[rid]
                     req.counter.finish()
+            if not self._active:
+                self._kv_usage = 0.0  # nothing runs: what is left is a free prefix cache
 
     def _let_short_prompts_first(self, newcomers: set[int]) -> None:
         """Cancel (to add again after the next step) every long prompt still being

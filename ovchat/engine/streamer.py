@@ -19,7 +19,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal, Protocol
 
-from .types import Chunk, FinishReason, TokenLogprob
+from .types import KV_CACHE_FULL, Chunk, FinishReason, TokenLogprob
 
 Event = tuple[Literal["text", "end"], Any]
 
@@ -49,6 +49,8 @@ class RequestState:
 
     error: BaseException | None = None
     length_cut: set[int] = field(default_factory=set)  # answers the engine stopped at the limit
+    ended: set[int] = field(default_factory=set)  # answers the engine ended itself (stop, length)
+    memory_cut: bool = False  # the engine dropped the request: its KV-cache pool ran out
 
 
 class _Answer:
@@ -209,14 +211,18 @@ class TokenCounter:
         for index in range(n):
             answer = self.answer(index)
             reason: FinishReason
+            detail = None
             if self.cancel.is_set():
                 reason = "cancelled"
             elif index in self.state.length_cut or answer.tokens >= max_new_tokens:
                 reason = "length"
+            elif self.state.memory_cut and index not in self.state.ended:
+                reason, detail = "length", KV_CACHE_FULL  # never a silent "stop"
             else:
                 reason = "stop"
             stats = self.stats()
-            out.append(Chunk("", n_prompt, self.tokens, *stats, reason, index, answer.take()))
+            lps = answer.take()
+            out.append(Chunk("", n_prompt, self.tokens, *stats, reason, index, lps, detail))
         return out
 
 

@@ -25,8 +25,9 @@ from typing import Any
 
 from ..errors import OptionError, reason
 from ..options import GenerationOptions
+from . import grammarlimits
 from .jsongrammar import compact_grammar
-from .tools import CALL_OPEN, CALL_SUFFIX, ToolSet
+from .tools import CALL_OPEN, CALL_SUFFIX, ToolSet, tool_param, tool_what
 
 log = logging.getLogger("ovchat.engine")
 
@@ -77,14 +78,32 @@ def constraints(options: GenerationOptions, tools: ToolSet | None = None) -> lis
     if options.constraint is None:
         return []
     kind, text = options.constraint
+    what = WHAT.get(kind, kind)
     if kind != "json_schema":
+        grammarlimits.check_text(kind, text, what, kind)
         return [Constraint(f"{kind}:{text}", kind, partial(S, **{kind: text}))]
     out = []
-    ebnf = compact_grammar(json.loads(text))
+    schema = json.loads(text)
+    grammarlimits.check_schema(schema, what, kind)
+    ebnf = compact_grammar(schema)
     if ebnf is not None:
+        grammarlimits.check_text("grammar", ebnf, f"the grammar made from {what}", kind)
+        _check_accepts(ebnf, what, kind)
         out.append(Constraint(f"grammar:{ebnf}", kind, partial(S, grammar=ebnf)))
     out.append(Constraint(f"json_schema:{text}", kind, partial(S, json_schema=text)))
     return out
+
+
+def _check_accepts(ebnf: str, what: str, param: str) -> None:
+    """An OptionError unless the grammar made from a schema accepts some JSON value (else
+    genai would constrain nothing and the model would write anything)."""
+    if not grammarlimits.accepts_something(ebnf):
+        raise OptionError(
+            f"{what} accepts no JSON value at all",
+            "a $ref to itself, or a required property or item that must contain itself, "
+            "needs a way to end (an optional property, minItems 0, an anyOf with a plain type)",
+            param=param,
+        )
 
 
 def _tags_config(tags: Any) -> Any:
@@ -113,6 +132,10 @@ def _tool_tags(tools: ToolSet, compact: bool) -> Any:
             ebnf = compact_grammar(dict(t.schema))
             if ebnf is None:
                 return None
+            param = tool_param(tools.tools.index(t))
+            what = f"the grammar made from {tool_what(t.name)}"
+            grammarlimits.check_text("grammar", ebnf, what, param)
+            _check_accepts(ebnf, tool_what(t.name), param)
             content: Any = S.EBNF(ebnf)
         else:
             content = S.JSONSchema(json.dumps(dict(t.schema)))

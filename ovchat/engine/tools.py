@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from ..errors import OptionError
+from . import grammarlimits
 
 # The call format: one JSON object per call between tags (Hermes). CALL_OPEN is also the
 # trigger after which genai constrains the call (tool_choice "auto").
@@ -118,6 +119,15 @@ def new_call_id() -> str:
     return f"call_{uuid.uuid4().hex[:24]}"
 
 
+def tool_param(i: int) -> str:
+    """The request field of the i-th tool's parameters (as the Chat Completions API names it)."""
+    return f"tools[{i}].function.parameters"
+
+
+def tool_what(name: str) -> str:
+    return f"the parameters of tool {name!r}"
+
+
 # -- checking what a caller offers ----------------------------------------------------------
 def check_tools(
     tools: Sequence[Mapping[str, Any]] | None,
@@ -146,6 +156,8 @@ def check_tools(
     if len(tools) > MAX_TOOLS:
         raise OptionError(f"at most {MAX_TOOLS} tools", param="tools")
     out = [_tool(t, i) for i, t in enumerate(tools)]
+    for i, tool in enumerate(out):  # before the schemas reach the template or a grammar
+        grammarlimits.check_schema(tool.schema, tool_what(tool.name), tool_param(i))
     names = [t.name for t in out]
     for i, name in enumerate(names):
         if name in names[:i]:

@@ -13,6 +13,7 @@ from .toolparse import split_calls
 from .tools import ToolCall
 
 FinishReason = Literal["stop", "length", "cancelled", "tool_calls"]
+KV_CACHE_FULL = "kv_cache_full"  # a Chunk's finish_detail: cut because the KV cache ran out
 Message = Mapping[str, Any]
 Messages = Sequence[Message]
 
@@ -36,6 +37,8 @@ class Chunk:
     `finish_reason` is set on the last chunk only — of each answer: with n > 1 answers per
     request each chunk says which (`index`), and `generated_tokens` counts all of them.
     `logprobs` (when asked for) covers the tokens generated since the last chunk.
+    `finish_detail` says why an answer was cut short of its limit (KV_CACHE_FULL: the
+    engine's KV-cache pool ran out, the finish reason is then "length").
     """
 
     text: str
@@ -46,6 +49,7 @@ class Chunk:
     finish_reason: FinishReason | None = None
     index: int = 0
     logprobs: tuple[TokenLogprob, ...] = ()
+    finish_detail: str | None = None
 
 
 @dataclass(frozen=True)

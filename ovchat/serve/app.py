@@ -51,6 +51,7 @@ def create_app(settings: ServerSettings, engine: Engine | None = None) -> FastAP
             yield
         finally:
             await pool.close()  # unloads what the pool loaded; never a passed-in engine
+            server.compiler.shutdown(wait=False, cancel_futures=True)
 
     app = FastAPI(title="ovchat", lifespan=lifespan, docs_url=None, redoc_url=None)
     app.add_middleware(Guard, settings=settings, metrics=metrics, routes=app.router.routes)

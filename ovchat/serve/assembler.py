@@ -30,6 +30,7 @@ class Delta:
     id: str = ""
     name: str = ""
     finish: str = ""
+    detail: str | None = None  # why a "length" answer was cut short (Chunk.finish_detail)
 
 
 @dataclass
@@ -39,6 +40,7 @@ class Answer:
     calls: list[ToolCall] = field(default_factory=list)
     logprobs: list[TokenLogprob] = field(default_factory=list)
     finish: str = ""
+    detail: str | None = None
     scanner: CallScanner | None = None
 
     def content(self) -> str:
@@ -81,7 +83,8 @@ class Assembler:
             answer.calls = answer.scanner.calls
         if chunk.finish_reason is not None:
             answer.finish = finish_reason(chunk.finish_reason, bool(answer.calls))
-            out.append(Delta("finish", answer.index, finish=answer.finish))
+            answer.detail = chunk.finish_detail
+            out.append(Delta("finish", answer.index, finish=answer.finish, detail=answer.detail))
         return out
 
 

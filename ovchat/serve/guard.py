@@ -75,7 +75,9 @@ class Guard:
         headers = dict(scope["headers"])
         auth = headers.get(b"authorization", b"").decode("latin-1")
         scheme, _, given = auth.partition(" ")
-        if scheme.lower() == "bearer" and secrets.compare_digest(given.strip(), key):
+        # compared as bytes: compare_digest refuses str with non-ASCII characters (a 500)
+        given_bytes = given.strip().encode("latin-1")
+        if scheme.lower() == "bearer" and secrets.compare_digest(given_bytes, key.encode()):
             return None
         if not auth:
             msg = "You didn't provide an API key: send it as 'Authorization: Bearer KEY'."

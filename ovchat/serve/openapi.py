@@ -12,6 +12,8 @@ from typing import Any
 from fastapi import FastAPI
 from fastapi.openapi.utils import get_openapi
 
+from .metrics import CONTENT_TYPE
+
 ERROR_SCHEMA = {
     "title": "Error",
     "type": "object",
@@ -42,6 +44,11 @@ GENERATE_ERRORS = {
     "503": "the model is loading or the server is shutting down; see Retry-After",
 }
 READ_ERRORS = {k: GENERATE_ERRORS[k] for k in ("401", "404", "500")}
+STREAMED = ("/v1/chat/completions", "/v1/completions", "/v1/responses")
+SSE = {
+    "schema": {"type": "string"},
+    "example": 'data: {"id": "chatcmpl-...", "choices": [...]}\n\ndata: [DONE]\n\n',
+}
 RETRY_AFTER = {"Retry-After": {"schema": {"type": "integer"}, "description": "seconds"}}
 
 
@@ -55,6 +62,7 @@ def install_openapi(app: FastAPI) -> None:
                     _errors(op, GENERATE_ERRORS if method == "post" else READ_ERRORS)
                     if not path.startswith("/v1/"):
                         op["responses"].pop("401", None)
+            _media_types(doc.get("paths", {}))
             for name in ("HTTPValidationError", "ValidationError"):
                 doc["components"]["schemas"].pop(name, None)
             app.openapi_schema = doc
@@ -75,3 +83,20 @@ def _errors(op: dict[str, Any], statuses: dict[str, str]) -> None:
         if status in ("429", "503"):
             entry["headers"] = RETRY_AFTER
         responses[status] = entry
+
+
+def _media_types(paths: dict[str, Any]) -> None:
+    """What FastAPI cannot see: /metrics is Prometheus text, and the generating endpoints
+    answer `stream: true` with server-sent events."""
+    metrics = paths.get("/metrics", {}).get("get", {}).get("responses", {}).get("200")
+    if metrics is not None:
+        metrics["description"] = "the metrics in Prometheus' text format"
+        metrics["content"] = {CONTENT_TYPE.split(";")[0]: {"schema": {"type": "string"}}}
+    for path in STREAMED:
+        ok = paths.get(path, {}).get("post", {}).get("responses", {}).get("200")
+        if ok is not None:
+            ok["description"] = (
+                "the answer: one JSON body, or with `stream: true` server-sent events "
+                "(text/event-stream): one `data: {...}` event per chunk, then `data: [DONE]`"
+            )
+            ok.setdefault("content", {})["text/event-stream"] = SSE

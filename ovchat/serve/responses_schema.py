@@ -153,10 +153,15 @@ class ResponsesRequest(RequestModel, StrictModel):  # a request body: strings ch
         return check_tools(tools, choice, self.parallel_tool_calls)
 
     def params(self) -> dict[str, str]:
+        tools = {  # a tool's parameters: no "function" level in this API
+            f"tools[{i}].function.parameters": f"tools[{i}].parameters"
+            for i in range(len(self.tools or ()))
+        }
         return {
             "max_new_tokens": "max_output_tokens",
             "prompt": "input",
             "json_schema": "text.format",
+            **tools,
         }
 
     def engine_prompt(self) -> list[dict[str, Any]]:

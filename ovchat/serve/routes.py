@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import threading
 import time
+from functools import partial
 from typing import Any
 
 from fastapi import FastAPI, Request
@@ -48,23 +49,26 @@ def add_openai_routes(app: FastAPI, server: ServerState) -> None:
     async def responses(body: ResponsesRequest, request: Request) -> Response:
         arrived = time.perf_counter()  # loading the model, if it must, counts in its TTFT
         name, eng = await server.chat_engine(body.model, request)
-        plan = plan_request(server, eng, body)
+        plan = await plan_request(server, eng, body)
         writer = ResponsesWriter(name, body, plan.tools is not None, plan.options.logprobs)
         return await run(server, request, eng, plan, writer, body.stream, False, arrived)
 
 
-def plan_request(server: ServerState, eng: Engine, body: Any) -> Plan:
+async def plan_request(server: ServerState, eng: Engine, body: Any) -> Plan:
     """Options, tools, tokens, window and budget: the planner's rules, errors as 400s.
 
     `body` is a ChatRequest, a CompletionRequest or a ResponsesRequest: each has
     engine_prompt(), options(), tool_set(), budget() and params()."""
     try:
-        # Inline, not in a thread: genai's step() holds the GIL, so a thread hop costs a step.
-        # (A new constraint is compiled here too: ~1 ms, once per distinct schema.)
         strict = body.budget() is not None  # OpenAI: an asked budget beyond the window is an error
-        plan = eng.plan(
-            body.engine_prompt(), body.options(), tools=body.tool_set(), strict_budget=strict
-        )
+        prompt, options, tools = body.engine_prompt(), body.options(), body.tool_set()
+        planned = partial(eng.plan, prompt, options, tools=tools, strict_budget=strict)
+        if options.constraint is None and tools is None:
+            # Inline, not in a thread: genai's step() holds the GIL, so a hop costs a step.
+            plan = planned()
+        else:  # a grammar may have to be compiled: never on the event loop, never for long
+            kind = "tools" if tools is not None else options.constraint[0]
+            plan = await server.compile(planned, kind)
     except OptionError as e:
         raise APIError.from_option(e, body.params()) from e
     kind = "tools" if plan.tools is not None else (plan.options.constraint or ("",))[0]
@@ -78,7 +82,7 @@ async def _generate(
 ) -> Response:
     arrived = time.perf_counter()  # loading the model, if it must, counts in its TTFT
     name, eng = await server.chat_engine(body.model, request)
-    plan = plan_request(server, eng, body)
+    plan = await plan_request(server, eng, body)
     o = plan.options
     top = bool(getattr(body, "top_logprobs", None) or (not chat and body.logprobs))
     kind = ChatWriter if chat else CompletionWriter

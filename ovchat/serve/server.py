@@ -6,7 +6,11 @@ Hand-written where uvicorn has no setting for it:
 - a cap on open connections, answered in OpenAI's error shape (uvicorn's limit_concurrency
   answers plain text, and counts requests, not connections);
 - OpenAI-shaped answers to requests that are not HTTP at all, or whose headers exceed
-  uvicorn's limit (h11's 16 KiB), where uvicorn sends a plain-text 400;
+  uvicorn's limit (h11's 16 KiB, which h11 checks only on a head still incomplete), where
+  uvicorn sends a plain-text 400;
+- no WebSockets (the server has no WebSocket route): an upgrade request is answered as the
+  plain HTTP request it also is (a 404 in OpenAI's shape for an unknown path), not with
+  uvicorn's plain-text 403;
 - on SIGINT/SIGTERM, every answer in flight is ended cleanly (an error event and [DONE]
   for streams, a 503 for the rest) before uvicorn's graceful shutdown waits for them, and
   the signal is reported to the caller instead of being re-raised inside uvicorn.
@@ -56,6 +60,7 @@ class _Protocol(H11Protocol):
         super().connection_made(transport)
         self._deadline: asyncio.TimerHandle | None = None
         self._lingering = False
+        self._head_bytes = 0  # of the request head being read
         if self.max_connections and len(self.connections) > self.max_connections:
             log.warning("refused a connection: %d open", len(self.connections) - 1)
             body = error_body(
@@ -101,13 +106,31 @@ class _Protocol(H11Protocol):
             return
         if self.conn.their_state is h11.IDLE:
             self._arm()  # a new request has begun: its head must arrive in time
+            if self._head_too_large(data):
+                self.send_400_response("request head too large")
+                return
         super().data_received(data)
         if self.conn.their_state is not h11.IDLE:
             self._disarm()
+            self._head_bytes = 0
+
+    def _head_too_large(self, data: bytes) -> bool:
+        """h11 limits only a head still incomplete: one that arrives whole in a single read
+        (60 KB in one write) would pass. Count the head's bytes here, however they come."""
+        end = data.find(b"\r\n\r\n")
+        self._head_bytes += len(data) if end < 0 else end + 4
+        too_large = self._head_bytes > MAX_HEADER_BYTES
+        if end >= 0:
+            self._head_bytes = 0
+        return too_large
 
     def connection_lost(self, exc: Exception | None) -> None:
         self._disarm()
         super().connection_lost(exc)
+
+    def _unsupported_upgrade_warning(self) -> None:
+        """uvicorn warns at every upgrade request it will not upgrade: a log line anyone can
+        make the server write. The request is answered as plain HTTP all the same."""
 
     def send_400_response(self, msg: str) -> None:
         body = error_body(
@@ -134,6 +157,7 @@ def uvicorn_config(app: Any, settings: ServerSettings, **kw: Any) -> uvicorn.Con
         app,
         http=protocol_class(settings),
         h11_max_incomplete_event_size=MAX_HEADER_BYTES,
+        ws="none",
         timeout_graceful_shutdown=GRACEFUL_SHUTDOWN_SECONDS,
         **kw,
     )

@@ -37,6 +37,7 @@ DEFAULT_MAX_WAITING = 64  # requests queued for a slot; one more gets 429
 DEFAULT_MAX_BODY_BYTES = 1 << 20  # 1 MiB: far above any prompt a small context window takes
 DEFAULT_READ_TIMEOUT = 30.0  # seconds for a request's headers, and again for its body
 DEFAULT_MAX_CONNECTIONS = 256  # open connections; one more is answered 503 and closed
+DEFAULT_GRAMMAR_TIMEOUT = 30.0  # seconds a request's grammar may take to compile
 DEFAULT_MAX_LOADED = 2  # models in memory at once; the least recently used idle one unloads
 API_KEY_ENV = "OVCHAT_API_KEY"
 WARMUP_PROMPT = "Hello"  # raw text: one short prefill and one decode step
@@ -169,6 +170,11 @@ class ServerSettings(BaseModel):
         description="with `ray`: an existing cluster (e.g. auto, ray://head:10001); "
         "default: a local Ray instance",
         json_schema_extra={"group": "ray", "metavar": "ADDR"},
+    )
+
+    grammar_timeout: Positive = Field(
+        DEFAULT_GRAMMAR_TIMEOUT,
+        description="seconds a request's JSON schema or grammar may take to compile; then 400",
     )
 
     @field_validator("port")

@@ -5,13 +5,18 @@ Made by `create_app`, one per app: two apps in one process share nothing.
 
 from __future__ import annotations
 
+import asyncio
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
 from starlette.requests import Request
 
-from ..engine import Engine
+from ..engine import Engine, Plan
 from ..engine.embedder import Embedder
+from ..engine.structured import WHAT
+from ..errors import OptionError
 from .admission import Slots, shutting_down
 from .metrics import Metrics
 from .pool import ModelPool
@@ -26,6 +31,10 @@ class ServerState:
     slots: Slots = field(init=False)
     pool: ModelPool = field(init=False)
     stopping: bool = False  # shutting down: in-flight answers were ended, nobody is admitted
+    # Grammars compile here, one at a time, off the event loop (xgrammar holds no GIL then)
+    compiler: ThreadPoolExecutor = field(
+        default_factory=lambda: ThreadPoolExecutor(1, thread_name_prefix="ovchat-grammar")
+    )
 
     def __post_init__(self) -> None:
         s = self.settings
@@ -47,6 +56,22 @@ class ServerState:
             raise shutting_down()
         embedder = await self.pool.acquire(name, "embedding", request.scope)
         return self.pool.find(name).id, embedder
+
+    async def compile(self, planned: Callable[[], Plan], param: str) -> Plan:
+        """`planned()` (a plan whose grammar may have to be compiled) in the grammar thread,
+        for at most `settings.grammar_timeout` seconds; past that, an OptionError naming
+        `param`. A compile cannot be stopped: it finishes in its thread, unawaited (the size
+        limits checked before it, grammarlimits.py, bound how long that can be)."""
+        future = asyncio.get_running_loop().run_in_executor(self.compiler, planned)
+        timeout = self.settings.grammar_timeout
+        try:
+            return await asyncio.wait_for(future, timeout)
+        except TimeoutError:
+            raise OptionError(
+                f"{WHAT.get(param, param)} did not compile within {timeout:g} s",
+                "simplify it: fewer or shorter patterns, smaller length and item bounds",
+                param=param,
+            ) from None
 
     def stop_generating(self) -> None:
         """Shutdown, first step: refuse new requests and end every answer in flight (each

@@ -106,7 +106,10 @@ async def sse(
         yield "".join(writer.opening())
         async for chunk in chunks:
             tracker.see(chunk)
-            events = [e for d in asm.feed(chunk) for e in writer.piece(d)]
+            deltas = asm.feed(chunk)
+            if chunk.finish_reason == "cancelled":  # no finish reason: the stream ends below
+                deltas = [d for d in deltas if d.kind != "finish"]
+            events = [e for d in deltas for e in writer.piece(d)]
             if events:
                 yield "".join(events)
         last = tracker.last

@@ -15,6 +15,12 @@ from .schema import new_id, now
 DONE = "data: [DONE]\n\n"  # the last event of every chat/completions stream, whatever ended it
 
 
+def detail(why: str | None) -> dict[str, str]:
+    """A choice's `finish_detail`, when its "length" answer was cut short of its limit (ovchat's
+    own field, documented in the Limits page: OpenAI has none for it)."""
+    return {"finish_detail": why} if why else {}
+
+
 def sse_data(obj: Any) -> str:
     # Server-sent events written by hand: one `data: <json>` line and a blank line per event,
     # exactly what OpenAI streams for chat and completions (no event names, no ids).
@@ -95,7 +101,7 @@ class ChatWriter(AnswerWriter):
         if d.kind == "arguments":
             call = {"index": d.call, "function": {"arguments": d.text}}
             return [self._event(d.index, {"tool_calls": [call]})]
-        return [self._event(d.index, {}, finish_reason=d.finish)]
+        return [self._event(d.index, {}, finish_reason=d.finish, **detail(d.detail))]
 
     def closing(self, answers: list[Answer], usage: dict[str, int], with_usage: bool) -> list[str]:
         out = [sse_data({**self._head(), "choices": [], "usage": usage})] if with_usage else []
@@ -121,6 +127,7 @@ class ChatWriter(AnswerWriter):
                     "message": message,
                     "logprobs": logprobs,
                     "finish_reason": a.finish,
+                    **detail(a.detail),
                 }
             )
         head = {**self._head(), "object": "chat.completion"}
@@ -159,6 +166,7 @@ class CompletionWriter(AnswerWriter):
     def piece(self, d: Delta) -> list[str]:
         if d.kind == "finish":
             choice = {"index": d.index, "text": "", "logprobs": None, "finish_reason": d.finish}
+            choice.update(detail(d.detail))
         elif d.text or (self.logprobs and d.logprobs):
             lp = self._logprobs(list(d.logprobs))
             choice = {"index": d.index, "text": d.text, "logprobs": lp, "finish_reason": None}
@@ -177,6 +185,7 @@ class CompletionWriter(AnswerWriter):
                 "text": a.text,
                 "logprobs": self._logprobs(a.logprobs),
                 "finish_reason": a.finish,
+                **detail(a.detail),
             }
             for a in answers
         ]
