@@ -109,11 +109,14 @@ def _tool_tags(tools: ToolSet, compact: bool) -> Any:
     forced = tools.forced
     tags = []
     for t in forced or tools.tools:
-        if compact:
+        if t.takes_no_arguments:
+            # An empty parameter list: `{}` exactly (a free object invites made-up fields).
+            content: Any = S.ConstString("{}")
+        elif compact:
             ebnf = compact_grammar(dict(t.schema))
             if ebnf is None:
                 return None
-            content: Any = S.EBNF(ebnf)
+            content = S.EBNF(ebnf)
         else:
             content = S.JSONSchema(json.dumps(dict(t.schema)))
         tags.append(S.Tag(t.call_prefix(), content, CALL_SUFFIX))

@@ -6,12 +6,18 @@ delta / done events, and completed (or incomplete, when cut at max_output_tokens
 from __future__ import annotations
 
 import json
+import uuid
 from typing import Any
 
 from .answers import Answer, Delta
 from .responses_schema import ResponsesRequest
-from .schema import new_id, now
+from .schema import now
 from .shapes import Shape
+
+
+def new_id(prefix: str) -> str:
+    """OpenAI's ids in this API: resp_…, msg_…, fc_… (chat's are chatcmpl-…)."""
+    return f"{prefix}_{uuid.uuid4().hex}"
 
 
 def _logprobs(answer_lp: Any) -> list[dict[str, Any]]:
@@ -56,8 +62,9 @@ class ResponsesShape(Shape):
         output: list[dict[str, Any]] = []
         if a.content() or not a.calls:
             lp = _logprobs(a.logprobs) if self.logprobs else []
-            output.append(self._message(a.content(), status, lp))
+            output.append(self._message(a.content(), "completed", lp))
         output += [self._call(c.id, c.name, c.arguments, "completed") for c in a.calls]
+        output[-1]["status"] = status  # the item the cut fell in
         return self.response(status, output, _usage(usage))
 
     def _message(self, text: str, status: str, lp: list[dict[str, Any]]) -> dict[str, Any]:
@@ -114,7 +121,8 @@ class ResponsesShape(Shape):
             out.append(self._event("response.function_call_arguments.delta", **self._where(),
                                    delta=d.text))  # fmt: skip
         elif d.kind == "finish":
-            out += self._close()
+            # cut at max_output_tokens: the item in progress is incomplete, as the response
+            out += self._close("incomplete" if d.finish == "length" else "completed")
         return out
 
     def _where(self) -> dict[str, Any]:
@@ -134,7 +142,7 @@ class ResponsesShape(Shape):
         return [added, self._event("response.content_part.added", **self._where(),
                                    content_index=0, part=dict(part))]  # fmt: skip
 
-    def _close(self) -> list[str]:
+    def _close(self, status: str = "completed") -> list[str]:
         item, out = self.open, []
         if item is None:
             return []
@@ -150,7 +158,7 @@ class ResponsesShape(Shape):
         else:
             out.append(self._event("response.function_call_arguments.done", **self._where(),
                                    name=item["name"], arguments=item["arguments"]))  # fmt: skip
-        item["status"] = "completed"
+        item["status"] = status
         out.append(self._event("response.output_item.done", output_index=len(self.items),
                                item=item))  # fmt: skip
         self.items.append(item)

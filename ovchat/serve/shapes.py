@@ -59,6 +59,7 @@ class ChatShape(Shape):
     def __init__(self, *args: Any, **kw: Any) -> None:
         super().__init__(*args, **kw)
         self.id = new_id("chatcmpl")
+        self.unopened: set[int] = set()  # answers whose role has not been sent yet
 
     def _head(self) -> dict[str, Any]:
         return {
@@ -80,9 +81,23 @@ class ChatShape(Shape):
         return {"content": content, "refusal": None}
 
     def opening(self) -> list[str]:
+        if self.tools:  # the role comes with the first delta: content "" or, for a call, null
+            self.unopened = set(range(self.n))
+            return []
         return [self._event(i, {"role": "assistant", "content": ""}) for i in range(self.n)]
 
     def piece(self, d: Delta) -> list[str]:
+        if d.index in self.unopened and (d.kind != "text" or d.text):
+            self.unopened.discard(d.index)
+            if d.kind == "call":  # as OpenAI: a call's answer has content null, not ""
+                fn = {"name": d.name, "arguments": ""}
+                call = {"index": d.call, "id": d.id, "type": "function", "function": fn}
+                role = {"role": "assistant", "content": None, "tool_calls": [call]}
+                return [self._event(d.index, role)]
+            return [self._event(d.index, {"role": "assistant", "content": ""}), *self.piece(d)]
+        return self._piece(d)
+
+    def _piece(self, d: Delta) -> list[str]:
         if d.kind == "text":
             if not d.text and not (self.logprobs and d.logprobs):
                 return []
