@@ -1,6 +1,6 @@
-"""Details of OpenAI's shapes that other people's clients rely on, over real HTTP on the tiny
-Phi-3 (its window holds the generic tool prompt): a tool without parameters, the first delta of a streamed call, /v1/responses ids and
-items cut at max_output_tokens."""
+"""Details of OpenAI's shapes that other people's clients rely on, over real HTTP on the
+tiny Phi-3 (its window holds the generic tool prompt): a tool without parameters, the first
+delta of a streamed call, /v1/responses ids and items cut at max_output_tokens."""
 
 from __future__ import annotations
 
