@@ -26,6 +26,7 @@ from .pool import ReleaseModels
 from .routes import add_openai_routes
 from .settings import ServerSettings
 from .state import ServerState
+from .tokenize import add_tokenize_routes
 
 STATIC_DIR = Path(__file__).parent / "static"
 
@@ -76,6 +77,7 @@ def create_app(settings: ServerSettings, engine: Engine | None = None) -> FastAP
 
     add_openai_routes(app, server)
     add_embedding_routes(app, server)
+    add_tokenize_routes(app, server)
 
     @app.get("/", include_in_schema=False)
     async def index() -> FileResponse:
