@@ -21,6 +21,7 @@ from .embeddings import add_embedding_routes
 from .errors import install_error_handlers
 from .guard import Guard
 from .metrics import CONTENT_TYPE
+from .ollama import add_ollama_routes
 from .openapi import install_openapi
 from .pool import ReleaseModels
 from .routes import add_openai_routes
@@ -78,6 +79,7 @@ def create_app(settings: ServerSettings, engine: Engine | None = None) -> FastAP
     add_openai_routes(app, server)
     add_embedding_routes(app, server)
     add_tokenize_routes(app, server)
+    add_ollama_routes(app, server)
 
     @app.get("/", include_in_schema=False)
     async def index() -> FileResponse:

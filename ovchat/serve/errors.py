@@ -5,6 +5,7 @@ goes to the server log, never to the client."""
 from __future__ import annotations
 
 import logging
+from collections.abc import Mapping
 from typing import Any, ClassVar
 
 from fastapi import FastAPI, Request
@@ -108,7 +109,7 @@ def install_error_handlers(app: FastAPI) -> None:
 
 
 def _shaped(
-    request: Request, body: dict[str, Any], status: int, headers: dict[str, str] | None = None
+    request: Request, body: dict[str, Any], status: int, headers: Mapping[str, str] | None = None
 ) -> JSONResponse:
     """The error in the shape of the protocol the path belongs to (protocol_errors.py)."""
     return JSONResponse(reshape(request.url.path, status, body), status, headers=headers)

@@ -95,8 +95,10 @@ async def run(
     stream: bool,
     include_usage: bool,
     arrived: float,
+    media_type: str = "text/event-stream",
 ) -> Response:
-    """Admission, then the answer as one JSON body or as server-sent events."""
+    """Admission, then the answer as one JSON body or as a stream of events (server-sent
+    events; Ollama's NDJSON lines with its `media_type`)."""
     try:
         await server.slots.acquire(request)
     except ClientGone:
@@ -107,7 +109,7 @@ async def run(
     tracker = Tracker(server.metrics, arrived)
     if stream:
         events = sse(chunks, tracker, shape, include_usage, request)
-        return GuardedStream(events, server.slots.release, media_type="text/event-stream")
+        return GuardedStream(events, server.slots.release, media_type=media_type)
     try:
         return JSONResponse(await collect(chunks, tracker, shape, request, cancel))
     finally:
