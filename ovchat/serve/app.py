@@ -17,6 +17,7 @@ from fastapi.responses import FileResponse, Response
 from fastapi.staticfiles import StaticFiles
 
 from ..engine import Engine
+from .anthropic import add_anthropic_routes
 from .embeddings import add_embedding_routes
 from .errors import install_error_handlers
 from .guard import Guard
@@ -80,6 +81,7 @@ def create_app(settings: ServerSettings, engine: Engine | None = None) -> FastAP
     add_embedding_routes(app, server)
     add_tokenize_routes(app, server)
     add_ollama_routes(app, server)
+    add_anthropic_routes(app, server)
 
     @app.get("/", include_in_schema=False)
     async def index() -> FileResponse:
