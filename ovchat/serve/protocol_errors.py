@@ -50,3 +50,25 @@ def reshape(path: str, status: int, body: dict[str, Any]) -> dict[str, Any]:
         "type": "error",
         "error": {"type": ANTHROPIC_TYPES.get(status, fallback), "message": message},
     }
+
+
+# The error bodies' JSON Schemas, for the OpenAPI document (openapi.py).
+OLLAMA_ERROR_SCHEMA = {
+    "title": "OllamaError",
+    "type": "object",
+    "required": ["error"],
+    "properties": {"error": {"type": "string"}},
+}
+ANTHROPIC_ERROR_SCHEMA = {
+    "title": "AnthropicError",
+    "type": "object",
+    "required": ["type", "error"],
+    "properties": {
+        "type": {"const": "error"},
+        "error": {
+            "type": "object",
+            "required": ["type", "message"],
+            "properties": {"type": {"type": "string"}, "message": {"type": "string"}},
+        },
+    },
+}
