@@ -60,6 +60,8 @@ class ResponsesShape(Shape):
         a = answers[0]
         status = "incomplete" if a.finish == "length" else "completed"
         output: list[dict[str, Any]] = []
+        if a.reasoning:
+            output.append(self._reasoning(a.reasoning, "completed"))
         if a.content() or not a.calls:
             lp = _logprobs(a.logprobs) if self.logprobs else []
             output.append(self._message(a.content(), "completed", lp))
@@ -76,6 +78,12 @@ class ResponsesShape(Shape):
             "status": status,
             "content": [part] if status != "in_progress" else [],
         }
+
+    def _reasoning(self, text: str, status: str) -> dict[str, Any]:
+        """A reasoning item: the model's thinking, whole (no summary: that is OpenAI's)."""
+        content = [{"type": "reasoning_text", "text": text}] if text else []
+        return {"id": new_id("rs"), "type": "reasoning", "summary": [], "content": content,
+                "status": status}  # fmt: skip
 
     def _call(self, call_id: str, name: str, arguments: str, status: str) -> dict[str, Any]:
         return {
@@ -103,7 +111,16 @@ class ResponsesShape(Shape):
 
     def piece(self, d: Delta) -> list[str]:
         out: list[str] = []
-        if d.kind == "text":
+        if d.kind == "reasoning" and d.text:
+            if self.open is None or self.open["type"] != "reasoning":
+                out += self._close()
+                self.open = self._reasoning("", "in_progress")
+                out.append(self._added())
+                self.open["content"] = [{"type": "reasoning_text", "text": ""}]
+            self.open["content"][0]["text"] += d.text
+            out.append(self._event("response.reasoning_text.delta", **self._where(),
+                                   content_index=0, delta=d.text))  # fmt: skip
+        elif d.kind == "text":
             if d.text:
                 if self.open is None or self.open["type"] != "message":
                     out += self._close() + self._open_message()
@@ -146,7 +163,10 @@ class ResponsesShape(Shape):
         item, out = self.open, []
         if item is None:
             return []
-        if item["type"] == "message":
+        if item["type"] == "reasoning":
+            out.append(self._event("response.reasoning_text.done", **self._where(),
+                                   content_index=0, text=item["content"][0]["text"]))  # fmt: skip
+        elif item["type"] == "message":
             part = {**item["content"][0], "logprobs": self.text_lp}
             item["content"] = [part]
             out += [
@@ -168,7 +188,7 @@ class ResponsesShape(Shape):
     def closing(self, answers: list[Answer], usage: dict[str, int], with_usage: bool) -> list[str]:
         a = answers[0]
         out = self._close()
-        if not self.items:  # an empty answer is still a message
+        if all(i["type"] == "reasoning" for i in self.items):  # an empty answer: a message
             out += self._open_message() + self._close()
         status = "incomplete" if a.finish == "length" else "completed"
         final = self.response(status, self.items, _usage(usage))

@@ -62,8 +62,13 @@ def plan_request(server: ServerState, eng: Engine, body: Any) -> Plan:
         # Inline, not in a thread: genai's step() holds the GIL, so a thread hop costs a step.
         # (A new constraint is compiled here too: ~1 ms, once per distinct schema.)
         strict = body.budget() is not None  # OpenAI: an asked budget beyond the window is an error
+        thinking = body.thinks() if hasattr(body, "thinks") else None
         plan = eng.plan(
-            body.engine_prompt(), body.options(), tools=body.tool_set(), strict_budget=strict
+            body.engine_prompt(),
+            body.options(),
+            tools=body.tool_set(),
+            strict_budget=strict,
+            thinking=thinking,
         )
     except OptionError as e:
         raise APIError.from_option(e, body.params()) from e
@@ -104,6 +109,7 @@ async def run(
     except ClientGone:
         request.scope["ovchat_outcome"] = CLIENT_GONE
         raise APIError(400, "client disconnected") from None
+    shape.reasoning = plan.reasoning
     cancel = threading.Event()
     chunks = eng.astream(plan, cancel=cancel)  # sets `cancel` however it is left
     tracker = Tracker(server.metrics, arrived)

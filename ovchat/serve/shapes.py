@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
+from ..engine.reasoning import Mode
 from .answers import Answer, Assembler, Delta, logprob_entry
 from .schema import new_id, now
 
@@ -34,9 +35,10 @@ class Shape:
         self.logprobs = logprobs  # report logprobs
         self.top = top  # and top_logprobs (1: the chosen token)
         self.created = now()
+        self.reasoning: Mode = ""  # the plan's: how answers may hold <think> reasoning
 
     def assembler(self) -> Assembler:
-        return Assembler(self.n, self.tools)
+        return Assembler(self.n, self.tools, self.reasoning)
 
     def opening(self) -> list[str]:
         return []
@@ -98,6 +100,8 @@ class ChatShape(Shape):
         return self._piece(d)
 
     def _piece(self, d: Delta) -> list[str]:
+        if d.kind == "reasoning":  # vLLM's and DeepSeek's field
+            return [self._event(d.index, {"reasoning_content": d.text})] if d.text else []
         if d.kind == "text":
             if not d.text and not (self.logprobs and d.logprobs):
                 return []
@@ -124,6 +128,8 @@ class ChatShape(Shape):
                 "content": a.content() or (None if a.calls else ""),
                 "refusal": None,
             }
+            if a.reasoning:
+                message["reasoning_content"] = a.reasoning
             if a.calls:
                 message["tool_calls"] = [c.as_dict() for c in a.calls]
             logprobs = None

@@ -65,9 +65,8 @@ class MessagesShape(Shape):
     def whole(self, answers: list[Answer], usage: dict[str, int]) -> dict[str, Any]:
         a = answers[0]
         content: list[dict[str, Any]] = []
-        thinking = getattr(a, "reasoning", "")
-        if thinking:
-            content.append({"type": "thinking", "thinking": thinking, "signature": ""})
+        if a.reasoning:
+            content.append({"type": "thinking", "thinking": a.reasoning, "signature": ""})
         if a.content() or not a.calls:
             content.append({"type": "text", "text": a.content()})
         for c in a.calls:

@@ -107,7 +107,7 @@ class _Generate(RequestModel, Shape):
     def keep_alive_seconds(self) -> float | None:
         return keep_alive_seconds(self.keep_alive)
 
-    def thinking(self) -> bool | None:
+    def thinks(self) -> bool | None:
         """Whether to think (None: the template's default)."""
         return None if self.think is None else bool(self.think)
 

@@ -62,6 +62,8 @@ class OllamaShape(Shape):
             self.first = time.perf_counter()
         if d.kind == "text" and d.text:
             return [line({**self._head(False), **self._piece(d.text)})]
+        if d.kind == "reasoning" and d.text:
+            return [line({**self._head(False), **self._piece(thinking=d.text)})]
         return []
 
     def _calls(self, a: Answer) -> list[dict[str, Any]]:
@@ -76,9 +78,10 @@ class OllamaShape(Shape):
         first = self.first or end
         text = a.content() if whole else ""
         calls = self._calls(a) if whole and a.calls else None
+        thinking = a.reasoning if whole else ""
         return {
             **self._head(True),
-            **self._piece(text, calls=calls),
+            **self._piece(text, thinking, calls),
             "done_reason": "length" if a.finish == "length" else "stop",
             "total_duration": _ns(end - self.arrived),
             "load_duration": 0,
