@@ -145,3 +145,31 @@ def test_the_splitter_in_any_split():
         json.dumps(ThinkSplitter("inside").feed("a</think>b"))
         == '[["reasoning", "a"], ["text", "b"]]'
     )
+
+
+def test_a_thinking_budget(server, engine):
+    """At most B tokens of thinking, then `</think>` written for the model, then the answer
+    with what is left of max_tokens."""
+    budget = 3
+    short = engine.generate(USER, GenerationOptions(max_new_tokens=budget, temperature=0)).text
+    ids = [*engine.prompt_ids(USER), *engine.encode(short + "\n</think>\n\n")]
+    left = GenerationOptions(max_new_tokens=N - budget, temperature=0)
+    plan = engine.planner.plan_ids(ids, left)
+    after = engine.generate(plan).text
+    client = server.client()
+    kw = dict(model=engine.info.name, messages=USER, max_tokens=N, temperature=0)
+    r = client.chat.completions.create(**kw, extra_body={"thinking_budget": budget})
+    msg = r.choices[0].message
+    assert msg.reasoning_content == short and msg.content == after  # type: ignore[attr-defined]
+    assert r.usage.completion_tokens == N and r.choices[0].finish_reason == "length"
+    assert r.usage.prompt_tokens == len(engine.prompt_ids(USER))
+    budgeted = {"thinking_budget": budget}
+    streamed = list(client.chat.completions.create(**kw, stream=True, extra_body=budgeted))
+    deltas = [p.choices[0].delta for p in streamed if p.choices]
+    assert "".join(getattr(d, "reasoning_content", None) or "" for d in deltas) == short
+    assert "".join(d.content or "" for d in deltas) == after
+    claude = anthropic.Anthropic(base_url=server.url, api_key="unused", max_retries=0)
+    m = claude.messages.create(model=engine.info.name, max_tokens=N, messages=USER,
+                               thinking={"type": "enabled", "budget_tokens": budget},
+                               extra_body={"temperature": 0})  # fmt: skip
+    assert m.content[0].thinking == short and m.content[1].text == after

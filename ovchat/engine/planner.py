@@ -44,6 +44,7 @@ class Plan:
     tools: ToolSet | None = None
     config: Any = field(default=None, compare=False, repr=False)
     reasoning: Mode = ""  # how the answer may hold reasoning (engine/reasoning.py)
+    reasoning_budget: int | None = None  # tokens of reasoning at most (thinking_budget.py)
 
     @property
     def prompt_tokens(self) -> int:

@@ -8,6 +8,7 @@ or server-sent events.
 
 from __future__ import annotations
 
+import dataclasses
 import threading
 import time
 from typing import Any
@@ -16,6 +17,7 @@ from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse, Response
 
 from ..engine import Engine, Plan
+from ..engine.thinking_budget import budgeted
 from ..errors import OptionError
 from .admission import CLIENT_GONE, ClientGone
 from .errors import APIError
@@ -72,6 +74,9 @@ def plan_request(server: ServerState, eng: Engine, body: Any) -> Plan:
         )
     except OptionError as e:
         raise APIError.from_option(e, body.params()) from e
+    budget = body.reasoning_budget() if hasattr(body, "reasoning_budget") else None
+    if budget is not None:
+        plan = dataclasses.replace(plan, reasoning_budget=budget)
     kind = "tools" if plan.tools is not None else (plan.options.constraint or ("",))[0]
     if kind:
         server.metrics.constrained.labels(kind).inc()
@@ -111,7 +116,10 @@ async def run(
         raise APIError(400, "client disconnected") from None
     shape.reasoning = plan.reasoning
     cancel = threading.Event()
-    chunks = eng.astream(plan, cancel=cancel)  # sets `cancel` however it is left
+    if plan.reasoning and plan.reasoning_budget is not None:
+        chunks = budgeted(eng, plan, plan.reasoning_budget, cancel)
+    else:
+        chunks = eng.astream(plan, cancel=cancel)  # sets `cancel` however it is left
     tracker = Tracker(server.metrics, arrived)
     if stream:
         events = sse(chunks, tracker, shape, include_usage, request)

@@ -170,6 +170,7 @@ class ChatRequest(_Request):
     # turns the template's thinking off
     reasoning_effort: Literal["none", "minimal", "low", "medium", "high", "xhigh"] | None = None
     chat_template_kwargs: dict[str, Any] | None = None
+    thinking_budget: int | None = Field(default=None, ge=1)  # reasoning tokens at most
     # OpenAI features ovchat does not have: refused when asked for, rather than ignored
     audio: dict[str, Any] | None = None
     modalities: list[str] | None = None
@@ -203,6 +204,9 @@ class ChatRequest(_Request):
 
     def budget(self) -> int | None:
         return self.max_completion_tokens or self.max_tokens
+
+    def reasoning_budget(self) -> int | None:
+        return self.thinking_budget
 
     def thinks(self) -> bool | None:
         switch = (self.chat_template_kwargs or {}).get("enable_thinking")

@@ -172,6 +172,10 @@ class CountRequest(RequestModel, Shape):
         t = self.thinking
         return None if t is None or t.type == "adaptive" else t.type == "enabled"
 
+    def reasoning_budget(self) -> int | None:
+        t = self.thinking
+        return t.budget_tokens if t is not None and t.type == "enabled" else None
+
 
 class MessagesRequest(CountRequest):
     model: str | None = None  # Anthropic requires it; a server of one model may go without
