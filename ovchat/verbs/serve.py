@@ -57,7 +57,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         "--port", type=int, default=DEFAULT_PORT, help="port (%(default)s; 0: any free port)"
     )
     p.add_argument(
-        "--api-key", help=f"require 'Authorization: Bearer KEY' on /v1 (better: set {API_KEY_ENV})"
+        "--api-key",
+        help="require 'Authorization: Bearer KEY' or 'x-api-key: KEY' on /v1, /api and "
+        f"/tokenize (better: set {API_KEY_ENV})",
     )
     p.add_argument("--max-running", type=int, default=DEFAULT_MAX_RUNNING,
                    help="requests generating together (%(default)s)")  # fmt: skip
