@@ -5,6 +5,7 @@ own at temperature 0)."""
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -158,3 +159,38 @@ def test_errors_are_ollamas(client, engine, server):
     metrics = httpx.get(f"{server.url}/metrics").text
     assert 'ovchat_requests_total{endpoint="/api/chat",status="200"}' in metrics
     assert 'ovchat_requests_total{endpoint="/api/chat",status="401"}' in metrics
+
+
+# -- a pool of models: embeddings, keep_alive, the model list --------------------------------
+@pytest.fixture(scope="module")
+def pool_server(tiny_llama: Path, tiny_bert: Path) -> Iterator[ServerThread]:
+    from ovchat.serve.settings import ModelSpec
+
+    specs = (ModelSpec("llama", tiny_llama), ModelSpec("bert", tiny_bert))
+    settings = Settings(models=specs, max_loaded=2, kv_cache_gb=1, properties={"CACHE_DIR": ""})
+    with ServerThread(create_app(settings)) as s:
+        yield s
+
+
+def test_embed_keep_alive_and_the_model_list(pool_server):
+    client = ollama.Client(host=pool_server.url)
+    assert [m.model for m in client.list().models] == ["llama", "bert"]
+    e = client.embed(model="bert", input=["a cat", "a dog"])
+    assert len(e.embeddings) == 2 and len(e.embeddings[0]) == 64
+    one = client.embed(model="bert", input="a cat").embeddings[0]
+    assert one == pytest.approx(e.embeddings[0], abs=1e-5)
+    assert client.show("bert").capabilities == ["embedding"]
+    assert {m.model for m in client.ps().models} == {"llama", "bert"}
+    # keep_alive 0: unloaded once idle; the next request loads it again
+    client.chat(model="llama", messages=USER, options={"num_predict": 2}, keep_alive=0)
+    deadline = time.monotonic() + 30
+    while "llama" in {m.model for m in client.ps().models}:
+        assert time.monotonic() < deadline, "keep_alive 0 did not unload the model"
+        time.sleep(0.2)
+    assert client.chat(model="llama", messages=USER, options={"num_predict": 2}).done
+    with pytest.raises(ollama.ResponseError) as err:
+        client.embed(model="llama", input="x")
+    assert err.value.status_code == 400
+    with pytest.raises(ollama.ResponseError) as err:
+        client.pull("no-such-model-anywhere")
+    assert err.value.status_code == 404

@@ -299,13 +299,12 @@ class ModelPool:
                     await self._unload(s, "keep_alive")
 
     def keep_alive(self, name: str | None, seconds: float | None) -> None:
-        """A request's keep_alive for model `name` (None: leave it as it is): the model is
-        unloaded once idle that long (0: as soon as the request is done; negative: never)."""
-        if seconds is None:
-            return
+        """An Ollama request's keep_alive for model `name`, as Ollama takes it: from this
+        request on, the model is unloaded once idle that long (0: as soon as the request is
+        done; negative: never; None: the server's --keep-alive again)."""
         s = self.find(name)
         s.keep_alive = seconds
-        if seconds >= 0:
+        if seconds is not None and seconds >= 0:
             self._start_sweeper()
 
     def _start_sweeper(self) -> None:
