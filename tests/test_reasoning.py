@@ -12,6 +12,7 @@ from pathlib import Path
 
 import anthropic
 import ollama
+import openai
 import pytest
 from conftest import LLAMA3_TEMPLATE
 from test_serve import ServerThread
@@ -173,3 +174,6 @@ def test_a_thinking_budget(server, engine):
                                thinking={"type": "enabled", "budget_tokens": budget},
                                extra_body={"temperature": 0})  # fmt: skip
     assert m.content[0].thinking == short and m.content[1].text == after
+    with pytest.raises(openai.BadRequestError) as e:
+        client.chat.completions.create(**{**kw, "temperature": 1.0}, n=2, extra_body=budgeted)
+    assert e.value.param == "thinking_budget"

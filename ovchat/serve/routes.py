@@ -76,6 +76,8 @@ def plan_request(server: ServerState, eng: Engine, body: Any) -> Plan:
         raise APIError.from_option(e, body.params()) from e
     budget = body.reasoning_budget() if hasattr(body, "reasoning_budget") else None
     if budget is not None:
+        if plan.options.n > 1:
+            raise APIError(400, "a thinking budget needs n = 1", param="thinking_budget")
         plan = dataclasses.replace(plan, reasoning_budget=budget)
     kind = "tools" if plan.tools is not None else (plan.options.constraint or ("",))[0]
     if kind:
