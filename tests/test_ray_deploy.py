@@ -144,7 +144,9 @@ def test_merge_labels_every_sample_with_its_replica():
     assert text.count("# TYPE ovchat_requests_total counter") == 1
 
 
-def _call_proxy(inner, body: bytes = b'{"x": 1}', disconnect: bool = False):
+def _call_proxy(
+    inner, body: bytes = b'{"x": 1}', disconnect: bool = False, path: str = "/v1/chat/completions"
+):
     """Run ReplicaFailures around `inner` (a stand-in for Ray's proxy app) for one POST."""
     import asyncio
 
@@ -159,7 +161,7 @@ def _call_proxy(inner, body: bytes = b'{"x": 1}', disconnect: bool = False):
     async def send(message: dict) -> None:
         sent.append(message)
 
-    scope = {"type": "http", "method": "POST", "path": "/v1/chat/completions", "headers": []}
+    scope = {"type": "http", "method": "POST", "path": path, "headers": []}
     asyncio.run(ray_proxy.ReplicaFailures(inner)(scope, receive, send))
     return sent
 
@@ -194,6 +196,10 @@ def test_proxy_answers_503_in_openai_shape_when_both_attempts_fail():
     assert sent[0]["status"] == 503
     body = json.loads(sent[1]["body"])
     assert body["error"]["code"] == "replica_failed" and "10.0.0.7" not in sent[1]["body"].decode()
+    # Ollama's and Anthropic's paths get their own shapes
+    assert set(json.loads(_call_proxy(inner, path="/api/chat")[1]["body"])) == {"error"}
+    claude = json.loads(_call_proxy(inner, path="/v1/messages")[1]["body"])
+    assert claude["type"] == "error" and claude["error"]["type"] == "overloaded_error"
 
 
 def test_proxy_never_resends_for_a_client_that_left():

@@ -140,8 +140,10 @@ class Engine:
     def has_chat_template(self) -> bool:
         return self.planner.has_chat_template
 
-    def render(self, messages: Messages, tools: ToolSet | None = None) -> str:
-        return self.planner.render(messages, tools)
+    def render(
+        self, messages: Messages, tools: ToolSet | None = None, thinking: bool | None = None
+    ) -> str:
+        return self.planner.render(messages, tools, thinking)
 
     def encode(self, text: str) -> list[int]:
         return self.planner.encode(text)
@@ -156,10 +158,14 @@ class Engine:
         *,
         tools: ToolSet | None = None,
         strict_budget: bool = False,
+        thinking: bool | None = None,
     ) -> Plan:
         """The planner's plan, with genai's config built and checked: every mistake in the
-        request surfaces here, before anything is streamed."""
-        plan = self.planner.plan(prompt, options, tools=tools, strict_budget=strict_budget)
+        request surfaces here, before anything is streamed. `thinking`: the template's
+        switch for reasoning (None: its default)."""
+        plan = self.planner.plan(
+            prompt, options, tools=tools, strict_budget=strict_budget, thinking=thinking
+        )
         if strict_budget:
             self._check_pool(plan)
         return self.checked(plan)

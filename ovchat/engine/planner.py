@@ -11,11 +11,12 @@ tools, otherwise through ovchat's generic tool prompt.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from ..errors import ContextLengthError, OptionError, reason
 from ..options import GenerationOptions, check_text
+from .reasoning import Mode, reasoning_mode
 from .tools import CALL_OPEN, ToolSet, arguments_object, generic_messages
 from .types import Messages
 
@@ -42,6 +43,8 @@ class Plan:
     options: GenerationOptions
     tools: ToolSet | None = None
     config: Any = field(default=None, compare=False, repr=False)
+    reasoning: Mode = ""  # how the answer may hold reasoning (engine/reasoning.py)
+    reasoning_budget: int | None = None  # tokens of reasoning at most (thinking_budget.py)
 
     @property
     def prompt_tokens(self) -> int:
@@ -127,9 +130,12 @@ class Planner:
         template = str(getattr(self.tokenizer, "chat_template", "") or "")
         return "tools" in template and CALL_OPEN in template
 
-    def render(self, messages: Messages, tools: ToolSet | None = None) -> str:
+    def render(
+        self, messages: Messages, tools: ToolSet | None = None, thinking: bool | None = None
+    ) -> str:
         """The model's own chat template applied to `messages` (and the tools offered, unless
-        the choice is "none"), ready for the answer."""
+        the choice is "none"), ready for the answer. `thinking` sets the template's own
+        switch (`enable_thinking`, Qwen3's name; None: the template's default)."""
         msgs = check_messages(messages)
         offered = tools is not None and tools.active
         uses_tools = offered or any(m["role"] == "tool" or "tool_calls" in m for m in msgs)
@@ -140,8 +146,9 @@ class Planner:
             # A base model (no template): plain "role: content" lines, the answer after.
             return "\n".join([*(f"{m['role']}: {m['content']}" for m in msgs), "assistant:"])
         listed = [t.as_dict() for t in tools.tools] if tools and offered and native else None
+        extra = {} if thinking is None else {"extra_context": {"enable_thinking": thinking}}
         try:
-            return str(self.tokenizer.apply_chat_template(msgs, True, tools=listed))
+            return str(self.tokenizer.apply_chat_template(msgs, True, tools=listed, **extra))
         except (RuntimeError, TypeError) as e:
             raise OptionError(
                 f"the chat template refused these messages: {reason(e)}", param="messages"
@@ -155,13 +162,15 @@ class Planner:
             raise OptionError(f"the prompt cannot be tokenized: {reason(e)}", param="prompt") from e
         return [int(i) for i in ids[0]]
 
-    def text(self, prompt: Prompt, tools: ToolSet | None = None) -> str:
+    def text(
+        self, prompt: Prompt, tools: ToolSet | None = None, thinking: bool | None = None
+    ) -> str:
         """Raw text is sent as is; messages go through the chat template."""
         if isinstance(prompt, str):
             if tools is not None and tools.active:
                 raise OptionError("tools need messages, not a raw prompt", param="tools")
             return prompt
-        return self.render(prompt, tools)
+        return self.render(prompt, tools, thinking)
 
     def prompt_ids(self, prompt: Prompt, tools: ToolSet | None = None) -> list[int]:
         return self.encode(self.text(prompt, tools))
@@ -174,6 +183,7 @@ class Planner:
         *,
         tools: ToolSet | None = None,
         strict_budget: bool = False,
+        thinking: bool | None = None,
     ) -> Plan:
         """Tokenize once and check: a non-empty prompt that leaves room in the window.
 
@@ -195,10 +205,14 @@ class Planner:
                 "unconstrained",
                 param="ignore_eos",
             )
-        text = self.text(prompt, tools)
+        text = self.text(prompt, tools, thinking)
         self._refuse_if_far_too_long(text)
         ids = self.encode(text)
-        return self.plan_ids(ids, options, tools=tools, strict_budget=strict_budget)
+        plan = self.plan_ids(ids, options, tools=tools, strict_budget=strict_budget)
+        if isinstance(prompt, str):
+            return plan
+        template = str(getattr(self.tokenizer, "chat_template", "") or "")
+        return replace(plan, reasoning=reasoning_mode(template, text))
 
     def _refuse_if_far_too_long(self, text: str) -> None:
         """A ContextLengthError for a text whose first part alone overflows the window,

@@ -128,7 +128,10 @@ def _tool_tags(tools: ToolSet, compact: bool) -> Any:
     forced = tools.forced
     tags = []
     for t in forced or tools.tools:
-        if compact:
+        if t.takes_no_arguments:
+            # An empty parameter list: `{}` exactly (a free object invites made-up fields).
+            content: Any = S.ConstString("{}")
+        elif compact:
             ebnf = compact_grammar(dict(t.schema))
             if ebnf is None:
                 return None
@@ -136,7 +139,7 @@ def _tool_tags(tools: ToolSet, compact: bool) -> Any:
             what = f"the grammar made from {tool_what(t.name)}"
             check_text("grammar", ebnf, what, param)
             _check_accepts(ebnf, tool_what(t.name), param)
-            content: Any = S.EBNF(ebnf)
+            content = S.EBNF(ebnf)
         else:
             content = S.JSONSchema(json.dumps(dict(t.schema)))
         tags.append(S.Tag(t.call_prefix(), content, CALL_SUFFIX))

@@ -55,6 +55,16 @@ class Tool:
     def schema(self) -> Mapping[str, Any]:
         return self.parameters if self.parameters is not None else EMPTY_PARAMETERS
 
+    @property
+    def takes_no_arguments(self) -> bool:
+        """No parameters, or an object schema that names none (OpenAI: "omitting parameters
+        defines a function with an empty parameter list"): its arguments are exactly `{}`.
+        An object schema that opens itself up (additionalProperties, patternProperties,
+        combinators) still takes what it allows."""
+        s = self.schema
+        opened = ("additionalProperties", "patternProperties", "anyOf", "oneOf", "allOf", "$ref")
+        return not s.get("properties") and not any(s.get(k) for k in opened)
+
     def as_dict(self) -> dict[str, Any]:
         """OpenAI's (and Hugging Face chat templates') shape of a tool."""
         fn: dict[str, Any] = {"name": self.name}

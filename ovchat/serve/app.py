@@ -17,15 +17,18 @@ from fastapi.responses import FileResponse, Response
 from fastapi.staticfiles import StaticFiles
 
 from ..engine import Engine
+from .anthropic import add_anthropic_routes
 from .embeddings import add_embedding_routes
 from .errors import install_error_handlers
 from .guard import Guard
 from .metrics import CONTENT_TYPE
+from .ollama import add_ollama_routes
 from .openapi import install_openapi
 from .pool import ReleaseModels
 from .routes import add_openai_routes
 from .settings import ServerSettings
 from .state import ServerState
+from .tokenize import add_tokenize_routes
 
 STATIC_DIR = Path(__file__).parent / "static"
 
@@ -77,6 +80,9 @@ def create_app(settings: ServerSettings, engine: Engine | None = None) -> FastAP
 
     add_openai_routes(app, server)
     add_embedding_routes(app, server)
+    add_tokenize_routes(app, server)
+    add_ollama_routes(app, server)
+    add_anthropic_routes(app, server)
 
     @app.get("/", include_in_schema=False)
     async def index() -> FileResponse:

@@ -9,16 +9,18 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from ..engine import Chunk
+from ..engine.reasoning import Mode, ThinkSplitter
 from ..engine.toolparse import CallScanner
 from ..engine.tools import ToolCall
 from ..engine.types import TokenLogprob
 
-Kind = Literal["text", "call", "arguments", "finish"]
+Kind = Literal["text", "reasoning", "call", "arguments", "finish"]
 
 
 @dataclass(frozen=True)
 class Delta:
-    """Something new in answer `index`: text (with the logprobs of its tokens), a tool call
+    """Something new in answer `index`: text (with the logprobs of its tokens), reasoning
+    (`<think>` text, engine/reasoning.py), a tool call
     starting (`call`: its number in the answer, `id`, `name`), more of a call's arguments, or
     the answer's end (`finish`: OpenAI's finish reason)."""
 
@@ -42,6 +44,8 @@ class Answer:
     finish: str = ""
     detail: str | None = None
     scanner: CallScanner | None = None
+    reasoning: str = ""  # the answer's thinking, apart from its text
+    splitter: ThinkSplitter | None = None
 
     def content(self) -> str:
         # text around a call is often just the newline before it
@@ -51,8 +55,15 @@ class Answer:
 class Assembler:
     """Feed it the request's chunks in order; it returns Deltas and keeps the answers."""
 
-    def __init__(self, n: int, tools: bool) -> None:
-        self.answers = [Answer(i, scanner=CallScanner() if tools else None) for i in range(n)]
+    def __init__(self, n: int, tools: bool, reasoning: Mode = "") -> None:
+        self.answers = [
+            Answer(
+                i,
+                scanner=CallScanner() if tools else None,
+                splitter=ThinkSplitter(reasoning) if reasoning else None,
+            )
+            for i in range(n)
+        ]
         self.last: Chunk | None = None
 
     def feed(self, chunk: Chunk) -> list[Delta]:
@@ -61,12 +72,22 @@ class Assembler:
         answer.logprobs.extend(chunk.logprobs)
         out: list[Delta] = []
         lp = chunk.logprobs
+        text = chunk.text
+        if answer.splitter is not None:
+            parts = answer.splitter.feed(text)
+            if chunk.finish_reason is not None:
+                parts += answer.splitter.close()
+            text = "".join(t for kind, t in parts if kind == "text")
+            for kind, t in parts:
+                if kind == "reasoning":
+                    answer.reasoning += t
+                    out.append(Delta("reasoning", answer.index, t))
         if answer.scanner is None:
-            if chunk.text or lp:
-                answer.text += chunk.text
-                out.append(Delta("text", answer.index, chunk.text, lp))
+            if text or lp:
+                answer.text += text
+                out.append(Delta("text", answer.index, text, lp))
         else:
-            events = answer.scanner.feed(chunk.text)
+            events = answer.scanner.feed(text)
             if chunk.finish_reason is not None:
                 events += answer.scanner.close()
             for e in events:

@@ -5,6 +5,7 @@ goes to the server log, never to the client."""
 from __future__ import annotations
 
 import logging
+from collections.abc import Mapping
 from typing import Any, ClassVar
 
 from fastapi import FastAPI, Request
@@ -13,6 +14,7 @@ from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from ..errors import ContextLengthError, OptionError
+from .protocol_errors import reshape
 
 log = logging.getLogger("ovchat.serve")
 # pydantic puts union branches and validator names into error locations: not fields.
@@ -74,16 +76,16 @@ def error_body(
 def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(APIError)
     async def api_error(request: Request, exc: APIError) -> JSONResponse:
-        return exc.response()
+        return _shaped(request, exc.body(), exc.status, exc.headers)
 
     @app.exception_handler(OptionError)
     async def option_error(request: Request, exc: OptionError) -> JSONResponse:
         e = APIError.from_option(exc)
-        return JSONResponse(e.body(), e.status)
+        return _shaped(request, e.body(), e.status)
 
     @app.exception_handler(RequestValidationError)
     async def invalid(request: Request, exc: RequestValidationError) -> JSONResponse:
-        return JSONResponse(validation_body(exc), 400)
+        return _shaped(request, validation_body(exc), 400)
 
     @app.exception_handler(StarletteHTTPException)
     async def http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
@@ -98,12 +100,19 @@ def install_error_handlers(app: FastAPI) -> None:
         elif status == 400 and exc.__cause__ is not None:
             # FastAPI could not read the body as JSON for a reason other than syntax.
             message, code = _body_error(exc.__cause__)
-        return JSONResponse(error_body(status, message, code=code), status, headers=exc.headers)
+        return _shaped(request, error_body(status, message, code=code), status, exc.headers)
 
     @app.exception_handler(Exception)
     async def unexpected(request: Request, exc: Exception) -> JSONResponse:
         log.exception("internal error on %s %s", request.method, request.url.path)
-        return JSONResponse(error_body(500, "internal error", code="internal_error"), 500)
+        return _shaped(request, error_body(500, "internal error", code="internal_error"), 500)
+
+
+def _shaped(
+    request: Request, body: dict[str, Any], status: int, headers: Mapping[str, str] | None = None
+) -> JSONResponse:
+    """The error in the shape of the protocol the path belongs to (protocol_errors.py)."""
+    return JSONResponse(reshape(request.url.path, status, body), status, headers=headers)
 
 
 def _body_error(cause: BaseException) -> tuple[str, str]:

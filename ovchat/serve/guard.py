@@ -12,14 +12,18 @@ import secrets
 import time
 from collections.abc import Sequence
 
+from starlette.responses import JSONResponse
 from starlette.routing import BaseRoute, Match
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from .errors import APIError, log
 from .metrics import Metrics
+from .protocol_errors import reshape
 from .settings import ServerSettings
 
 OTHER_ENDPOINT = "other"  # the metrics' label for paths that match no route
+# The API paths: key, metrics (OpenAI's /v1, Ollama's /api, llama.cpp's and vLLM's tokenizer)
+API_PREFIXES = ("/v1/", "/api/", "/tokenize", "/detokenize")
 
 
 class Guard:
@@ -47,7 +51,7 @@ class Guard:
             await self.app(scope, receive, send)
             return
         path: str = scope["path"]
-        api = path.startswith("/v1/")
+        api = path.startswith(API_PREFIXES)
         status = {"code": 0}
 
         async def send_wrapper(message: Message) -> None:
@@ -60,7 +64,10 @@ class Guard:
             if error is None:
                 body, error = await self._read_body(scope, receive)
             if error is not None:
-                await error.response()(scope, receive, send_wrapper)
+                shaped = reshape(path, error.status, error.body())
+                await JSONResponse(shaped, error.status, headers=error.headers)(
+                    scope, receive, send_wrapper
+                )
                 return
             await self.app(scope, _replay(body, receive), send_wrapper)
         finally:
@@ -79,6 +86,11 @@ class Guard:
         given_bytes = given.strip().encode("latin-1")
         if scheme.lower() == "bearer" and secrets.compare_digest(given_bytes, key.encode()):
             return None
+        x_key = headers.get(b"x-api-key")  # Anthropic's header
+        if x_key is not None:
+            if secrets.compare_digest(x_key.strip(), key.encode("utf-8")):
+                return None
+            auth = auth or "x-api-key"
         if not auth:
             msg = "You didn't provide an API key: send it as 'Authorization: Bearer KEY'."
         else:
@@ -129,7 +141,7 @@ def endpoint_label(routes: Sequence[BaseRoute], scope: Scope) -> str:
         match, _ = route.matches(scope)
         if match is not Match.NONE:
             template = getattr(route, "path_format", "")
-            return template if template.startswith("/v1/") else OTHER_ENDPOINT
+            return template if template.startswith(API_PREFIXES) else OTHER_ENDPOINT
     return OTHER_ENDPOINT
 
 

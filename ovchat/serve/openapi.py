@@ -12,7 +12,9 @@ from typing import Any
 from fastapi import FastAPI
 from fastapi.openapi.utils import get_openapi
 
+from .guard import API_PREFIXES
 from .metrics import CONTENT_TYPE
+from .protocol_errors import ANTHROPIC_ERROR_SCHEMA, OLLAMA_ERROR_SCHEMA, protocol
 
 ERROR_SCHEMA = {
     "title": "Error",
@@ -49,6 +51,7 @@ SSE = {
     "schema": {"type": "string"},
     "example": 'data: {"id": "chatcmpl-...", "choices": [...]}\n\ndata: [DONE]\n\n',
 }
+SCHEMA_NAMES = {"openai": "Error", "ollama": "OllamaError", "anthropic": "AnthropicError"}
 RETRY_AFTER = {"Retry-After": {"schema": {"type": "integer"}, "description": "seconds"}}
 
 
@@ -56,11 +59,15 @@ def install_openapi(app: FastAPI) -> None:
     def openapi() -> dict[str, Any]:
         if app.openapi_schema is None:
             doc = get_openapi(title=app.title, version=app.version, routes=app.routes)
-            doc.setdefault("components", {}).setdefault("schemas", {})["Error"] = ERROR_SCHEMA
+            schemas = doc.setdefault("components", {}).setdefault("schemas", {})
+            schemas["Error"] = ERROR_SCHEMA
+            schemas["OllamaError"] = OLLAMA_ERROR_SCHEMA
+            schemas["AnthropicError"] = ANTHROPIC_ERROR_SCHEMA
             for path, ops in doc.get("paths", {}).items():
                 for method, op in ops.items():
-                    _errors(op, GENERATE_ERRORS if method == "post" else READ_ERRORS)
-                    if not path.startswith("/v1/"):
+                    statuses = GENERATE_ERRORS if method == "post" else READ_ERRORS
+                    _errors(op, statuses, SCHEMA_NAMES[protocol(path)])
+                    if not path.startswith(API_PREFIXES):
                         op["responses"].pop("401", None)
             _media_types(doc.get("paths", {}))
             for name in ("HTTPValidationError", "ValidationError"):
@@ -71,10 +78,10 @@ def install_openapi(app: FastAPI) -> None:
     app.openapi = openapi  # type: ignore[method-assign]
 
 
-def _errors(op: dict[str, Any], statuses: dict[str, str]) -> None:
+def _errors(op: dict[str, Any], statuses: dict[str, str], schema: str = "Error") -> None:
     responses = op.setdefault("responses", {})
     responses.pop("422", None)
-    ref = {"$ref": "#/components/schemas/Error"}
+    ref = {"$ref": f"#/components/schemas/{schema}"}
     for status, when in statuses.items():
         entry: dict[str, Any] = {
             "description": when,

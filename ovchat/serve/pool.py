@@ -63,6 +63,7 @@ class Served:
     error: str | None = None  # why the last load failed (for clients)
     failed_at: float = 0.0
     task: asyncio.Task[None] | None = None  # the load in progress
+    keep_alive: float | None = None  # a request's own (Ollama's keep_alive); None: the server's
 
     @property
     def id(self) -> str:
@@ -285,15 +286,29 @@ class ModelPool:
         box.clear()
 
     async def sweep(self) -> None:
-        """keep_alive: unload models idle for longer than that (runs for the app's life)."""
-        keep_alive = self.settings.keep_alive
-        while keep_alive is not None:
-            await asyncio.sleep(min(SWEEP_SECONDS, keep_alive))
+        """keep_alive: unload models idle for longer than that (runs for the app's life); a
+        model's own keep_alive (set by a request) wins over the server's, negative: never."""
+        while True:
+            await asyncio.sleep(SWEEP_SECONDS)
             now = time.time()
             for s in self.served:
+                keep = s.keep_alive if s.keep_alive is not None else self.settings.keep_alive
                 idle = s.state == "loaded" and s.users == 0 and not s.pinned
-                if idle and now - s.last_used >= keep_alive:
+                if idle and keep is not None and keep >= 0 and now - s.last_used >= keep:
                     await self._unload(s, "keep_alive")
+
+    def keep_alive(self, name: str | None, seconds: float | None) -> None:
+        """An Ollama request's keep_alive for model `name`, as Ollama takes it: from this
+        request on, the model is unloaded once idle that long (0: as soon as the request is
+        done; negative: never; None: the server's --keep-alive again)."""
+        s = self.find(name)
+        s.keep_alive = seconds
+        if seconds is not None and seconds >= 0:
+            self._start_sweeper()
+
+    def _start_sweeper(self) -> None:
+        if self._sweeper is None:
+            self._sweeper = asyncio.get_running_loop().create_task(self.sweep())
 
     def _failure(self, s: Served) -> APIError:
         return APIError(
@@ -313,7 +328,7 @@ class ModelPool:
         self.registration = Registration()
         self._publish()
         if self.settings.keep_alive is not None:
-            self._sweeper = asyncio.get_running_loop().create_task(self.sweep())
+            self._start_sweeper()
         s = self.default
         s.users += 1  # held while loading: the sweeper and the LRU leave it alone
         try:

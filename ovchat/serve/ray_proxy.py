@@ -25,6 +25,7 @@ from typing import Any
 from starlette.middleware import Middleware
 
 from .errors import error_body
+from .protocol_errors import reshape
 
 log = logging.getLogger("ovchat.serve")
 
@@ -89,12 +90,12 @@ class ReplicaFailures:
                 break
             log.warning("%s %s got no answer (attempt %d)", scope["method"], scope["path"], attempt)
         with contextlib.suppress(Exception):  # the client may be gone too
-            await _end(watch, send)
+            await _end(watch, send, scope["path"])
 
 
-async def _end(watch: _Watch, send: Any) -> None:
-    if not watch.started:
-        body = json.dumps(FAILED).encode()
+async def _end(watch: _Watch, send: Any, path: str = "/v1/") -> None:
+    if not watch.started:  # in the shape of the path's protocol (Ollama's, Anthropic's)
+        body = json.dumps(reshape(path, 503, FAILED)).encode()
         headers = [(b"content-type", b"application/json"), (b"retry-after", b"1")]
         await send({"type": "http.response.start", "status": 503, "headers": headers})
         await send({"type": "http.response.body", "body": body})

@@ -6,12 +6,18 @@ delta / done events, and completed (or incomplete, when cut at max_output_tokens
 from __future__ import annotations
 
 import json
+import uuid
 from typing import Any
 
 from .assembler import Answer, Delta
 from .responses_schema import ResponsesRequest
-from .schema import new_id, now
+from .schema import now
 from .writers import AnswerWriter
+
+
+def new_id(prefix: str) -> str:
+    """OpenAI's ids in this API: resp_…, msg_…, fc_… (chat's are chatcmpl-…)."""
+    return f"{prefix}_{uuid.uuid4().hex}"
 
 
 def _logprobs(answer_lp: Any) -> list[dict[str, Any]]:
@@ -54,10 +60,13 @@ class ResponsesWriter(AnswerWriter):
         a = answers[0]
         status = "incomplete" if a.finish == "length" else "completed"
         output: list[dict[str, Any]] = []
+        if a.reasoning:
+            output.append(self._reasoning(a.reasoning, "completed"))
         if a.content() or not a.calls:
             lp = _logprobs(a.logprobs) if self.logprobs else []
-            output.append(self._message(a.content(), status, lp))
+            output.append(self._message(a.content(), "completed", lp))
         output += [self._call(c.id, c.name, c.arguments, "completed") for c in a.calls]
+        output[-1]["status"] = status  # the item the cut fell in
         return self.response(status, output, _usage(usage))
 
     def _message(self, text: str, status: str, lp: list[dict[str, Any]]) -> dict[str, Any]:
@@ -69,6 +78,12 @@ class ResponsesWriter(AnswerWriter):
             "status": status,
             "content": [part] if status != "in_progress" else [],
         }
+
+    def _reasoning(self, text: str, status: str) -> dict[str, Any]:
+        """A reasoning item: the model's thinking, whole (no summary: that is OpenAI's)."""
+        content = [{"type": "reasoning_text", "text": text}] if text else []
+        return {"id": new_id("rs"), "type": "reasoning", "summary": [], "content": content,
+                "status": status}  # fmt: skip
 
     def _call(self, call_id: str, name: str, arguments: str, status: str) -> dict[str, Any]:
         return {
@@ -96,7 +111,16 @@ class ResponsesWriter(AnswerWriter):
 
     def piece(self, d: Delta) -> list[str]:
         out: list[str] = []
-        if d.kind == "text":
+        if d.kind == "reasoning" and d.text:
+            if self.open is None or self.open["type"] != "reasoning":
+                out += self._close()
+                self.open = self._reasoning("", "in_progress")
+                out.append(self._added())
+                self.open["content"] = [{"type": "reasoning_text", "text": ""}]
+            self.open["content"][0]["text"] += d.text
+            out.append(self._event("response.reasoning_text.delta", **self._where(),
+                                   content_index=0, delta=d.text))  # fmt: skip
+        elif d.kind == "text":
             if d.text:
                 if self.open is None or self.open["type"] != "message":
                     out += self._close() + self._open_message()
@@ -114,7 +138,8 @@ class ResponsesWriter(AnswerWriter):
             out.append(self._event("response.function_call_arguments.delta", **self._where(),
                                    delta=d.text))  # fmt: skip
         elif d.kind == "finish":
-            out += self._close()
+            # cut at max_output_tokens: the item in progress is incomplete, as the response
+            out += self._close("incomplete" if d.finish == "length" else "completed")
         return out
 
     def _where(self) -> dict[str, Any]:
@@ -134,11 +159,14 @@ class ResponsesWriter(AnswerWriter):
         return [added, self._event("response.content_part.added", **self._where(),
                                    content_index=0, part=dict(part))]  # fmt: skip
 
-    def _close(self) -> list[str]:
+    def _close(self, status: str = "completed") -> list[str]:
         item, out = self.open, []
         if item is None:
             return []
-        if item["type"] == "message":
+        if item["type"] == "reasoning":
+            out.append(self._event("response.reasoning_text.done", **self._where(),
+                                   content_index=0, text=item["content"][0]["text"]))  # fmt: skip
+        elif item["type"] == "message":
             part = {**item["content"][0], "logprobs": self.text_lp}
             item["content"] = [part]
             out += [
@@ -150,7 +178,7 @@ class ResponsesWriter(AnswerWriter):
         else:
             out.append(self._event("response.function_call_arguments.done", **self._where(),
                                    name=item["name"], arguments=item["arguments"]))  # fmt: skip
-        item["status"] = "completed"
+        item["status"] = status
         out.append(self._event("response.output_item.done", output_index=len(self.items),
                                item=item))  # fmt: skip
         self.items.append(item)
@@ -160,7 +188,7 @@ class ResponsesWriter(AnswerWriter):
     def closing(self, answers: list[Answer], usage: dict[str, int], with_usage: bool) -> list[str]:
         a = answers[0]
         out = self._close()
-        if not self.items:  # an empty answer is still a message
+        if all(i["type"] == "reasoning" for i in self.items):  # an empty answer: a message
             out += self._open_message() + self._close()
         status = "incomplete" if a.finish == "length" else "completed"
         final = self.response(status, self.items, _usage(usage))

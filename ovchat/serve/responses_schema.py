@@ -75,6 +75,11 @@ class TextConfig(StrictModel):
     verbosity: str | None = None  # a hint for OpenAI's models; no effect here
 
 
+class ReasoningConfig(StrictModel):
+    effort: Literal["none", "minimal", "low", "medium", "high", "xhigh"] | None = None
+    summary: str | None = None  # summaries are OpenAI's models'; the thinking comes whole
+
+
 class ResponsesRequest(RequestModel, StrictModel):  # a request body: strings checked
     model: str | None = None
     input: str | list[Item] = Field(min_length=1)
@@ -86,6 +91,7 @@ class ResponsesRequest(RequestModel, StrictModel):  # a request body: strings ch
     tool_choice: Literal["none", "auto", "required"] | NamedFunction | None = None
     parallel_tool_calls: bool = True
     text: TextConfig | None = None
+    reasoning: ReasoningConfig | None = None  # effort "none": the template's thinking off
     stream: bool = False
     include: list[str] | None = None
     top_logprobs: int | None = Field(default=None, ge=0)
@@ -191,6 +197,10 @@ class ResponsesRequest(RequestModel, StrictModel):  # a request body: strings ch
                 role = "system" if item.role == "developer" else item.role
                 msgs.append({"role": role, "content": item.text(item.content)})
         return msgs
+
+    def thinks(self) -> bool | None:
+        effort = self.reasoning.effort if self.reasoning else None
+        return None if effort is None else effort != "none"
 
     def echo(self) -> dict[str, Any]:
         """The request's settings, as a Response object repeats them."""

@@ -8,6 +8,7 @@ or server-sent events.
 
 from __future__ import annotations
 
+import dataclasses
 import threading
 import time
 from functools import partial
@@ -17,6 +18,7 @@ from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse, Response
 
 from ..engine import Engine, Plan
+from ..engine.thinking_budget import budgeted
 from ..errors import OptionError
 from .admission import CLIENT_GONE, ClientGone
 from .errors import APIError
@@ -62,7 +64,10 @@ async def plan_request(server: ServerState, eng: Engine, body: Any) -> Plan:
     try:
         strict = body.budget() is not None  # OpenAI: an asked budget beyond the window is an error
         prompt, options, tools = body.engine_prompt(), body.options(), body.tool_set()
-        planned = partial(eng.plan, prompt, options, tools=tools, strict_budget=strict)
+        thinking = body.thinks() if hasattr(body, "thinks") else None
+        planned = partial(
+            eng.plan, prompt, options, tools=tools, strict_budget=strict, thinking=thinking
+        )
         if options.constraint is None and tools is None:
             # Inline, not in a thread: genai's step() holds the GIL, so a hop costs a step.
             plan = planned()
@@ -71,6 +76,11 @@ async def plan_request(server: ServerState, eng: Engine, body: Any) -> Plan:
             plan = await server.compile(planned, kind)
     except OptionError as e:
         raise APIError.from_option(e, body.params()) from e
+    budget = body.reasoning_budget() if hasattr(body, "reasoning_budget") else None
+    if budget is not None:
+        if plan.options.n > 1:
+            raise APIError(400, "a thinking budget needs n = 1", param="thinking_budget")
+        plan = dataclasses.replace(plan, reasoning_budget=budget)
     kind = "tools" if plan.tools is not None else (plan.options.constraint or ("",))[0]
     if kind:
         server.metrics.constrained.labels(kind).inc()
@@ -99,19 +109,25 @@ async def run(
     stream: bool,
     include_usage: bool,
     arrived: float,
+    media_type: str = "text/event-stream",
 ) -> Response:
-    """Admission, then the answer as one JSON body or as server-sent events."""
+    """Admission, then the answer as one JSON body or as a stream of events (server-sent
+    events; Ollama's NDJSON lines with its `media_type`)."""
     try:
         await server.slots.acquire(request)
     except ClientGone:
         request.scope["ovchat_outcome"] = CLIENT_GONE
         raise APIError(400, "client disconnected") from None
+    writer.reasoning = plan.reasoning
     cancel = threading.Event()
-    chunks = eng.astream(plan, cancel=cancel)  # sets `cancel` however it is left
+    if plan.reasoning and plan.reasoning_budget is not None:
+        chunks = budgeted(eng, plan, plan.reasoning_budget, cancel)
+    else:
+        chunks = eng.astream(plan, cancel=cancel)  # sets `cancel` however it is left
     tracker = Tracker(server.metrics, arrived)
     if stream:
         events = sse(chunks, tracker, writer, include_usage, request)
-        return GuardedStream(events, server.slots.release, media_type="text/event-stream")
+        return GuardedStream(events, server.slots.release, media_type=media_type)
     try:
         return JSONResponse(await collect(chunks, tracker, writer, request, cancel))
     finally:

@@ -166,6 +166,11 @@ class ChatRequest(_Request):
     tool_choice: Literal["none", "auto", "required"] | NamedToolChoice | None = None
     parallel_tool_calls: bool = True
     response_format: ResponseFormat | None = None
+    # reasoning models: effort "none" (or vLLM's chat_template_kwargs.enable_thinking false)
+    # turns the template's thinking off
+    reasoning_effort: Literal["none", "minimal", "low", "medium", "high", "xhigh"] | None = None
+    chat_template_kwargs: dict[str, Any] | None = None
+    thinking_budget: int | None = Field(default=None, ge=1)  # reasoning tokens at most
     # OpenAI features ovchat does not have: refused when asked for, rather than ignored
     audio: dict[str, Any] | None = None
     modalities: list[str] | None = None
@@ -199,6 +204,15 @@ class ChatRequest(_Request):
 
     def budget(self) -> int | None:
         return self.max_completion_tokens or self.max_tokens
+
+    def reasoning_budget(self) -> int | None:
+        return self.thinking_budget
+
+    def thinks(self) -> bool | None:
+        switch = (self.chat_template_kwargs or {}).get("enable_thinking")
+        if isinstance(switch, bool):
+            return switch
+        return None if self.reasoning_effort is None else self.reasoning_effort != "none"
 
     def budget_param(self) -> str:
         return "max_completion_tokens" if self.max_completion_tokens else "max_tokens"

@@ -119,7 +119,9 @@ class ServerSettings(BaseModel):
     host: str = Field(DEFAULT_HOST, description="address to bind")
     port: int = Field(DEFAULT_PORT, description="port; 0: any free port")
     api_key: str | None = Field(
-        None, description=f"require 'Authorization: Bearer KEY' on /v1 (better: set {API_KEY_ENV})"
+        None,
+        description="require 'Authorization: Bearer KEY' or 'x-api-key: KEY' on /v1, /api and "
+        f"/tokenize (better: set {API_KEY_ENV})",
     )
     # How much it takes on.
     max_running: int = Field(DEFAULT_MAX_RUNNING, ge=1, description="requests generating together")

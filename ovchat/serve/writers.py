@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
+from ..engine.reasoning import Mode
 from .assembler import Answer, Assembler, Delta, logprob_entry
 from .schema import new_id, now
 
@@ -40,9 +41,10 @@ class AnswerWriter:
         self.logprobs = logprobs  # report logprobs
         self.top = top  # and top_logprobs (1: the chosen token)
         self.created = now()
+        self.reasoning: Mode = ""  # the plan's: how answers may hold <think> reasoning
 
     def assembler(self) -> Assembler:
-        return Assembler(self.n, self.tools)
+        return Assembler(self.n, self.tools, self.reasoning)
 
     def opening(self) -> list[str]:
         return []
@@ -65,6 +67,7 @@ class ChatWriter(AnswerWriter):
     def __init__(self, *args: Any, **kw: Any) -> None:
         super().__init__(*args, **kw)
         self.id = new_id("chatcmpl")
+        self.unopened: set[int] = set()  # answers whose role has not been sent yet
 
     def _head(self) -> dict[str, Any]:
         return {
@@ -86,9 +89,25 @@ class ChatWriter(AnswerWriter):
         return {"content": content, "refusal": None}
 
     def opening(self) -> list[str]:
+        if self.tools:  # the role comes with the first delta: content "" or, for a call, null
+            self.unopened = set(range(self.n))
+            return []
         return [self._event(i, {"role": "assistant", "content": ""}) for i in range(self.n)]
 
     def piece(self, d: Delta) -> list[str]:
+        if d.index in self.unopened and (d.kind != "text" or d.text):
+            self.unopened.discard(d.index)
+            if d.kind == "call":  # as OpenAI: a call's answer has content null, not ""
+                fn = {"name": d.name, "arguments": ""}
+                call = {"index": d.call, "id": d.id, "type": "function", "function": fn}
+                role = {"role": "assistant", "content": None, "tool_calls": [call]}
+                return [self._event(d.index, role)]
+            return [self._event(d.index, {"role": "assistant", "content": ""}), *self.piece(d)]
+        return self._piece(d)
+
+    def _piece(self, d: Delta) -> list[str]:
+        if d.kind == "reasoning":  # vLLM's and DeepSeek's field
+            return [self._event(d.index, {"reasoning_content": d.text})] if d.text else []
         if d.kind == "text":
             if not d.text and not (self.logprobs and d.logprobs):
                 return []
@@ -115,6 +134,8 @@ class ChatWriter(AnswerWriter):
                 "content": a.content() or (None if a.calls else ""),
                 "refusal": None,
             }
+            if a.reasoning:
+                message["reasoning_content"] = a.reasoning
             if a.calls:
                 message["tool_calls"] = [c.as_dict() for c in a.calls]
             logprobs = None
