@@ -23,7 +23,7 @@ from .engine import CONVERSATION_PROPERTIES, DEFAULT_DEVICE, Chunk, Completion, 
 from .engine.tools import check_tools
 from .errors import InvalidModelError, OptionError
 from .library import resolve
-from .modeldir import model_kind
+from .modeldir import KIND_ARTICLE, KIND_TASK, model_kind
 from .options import GenerationOptions
 
 if TYPE_CHECKING:
@@ -115,9 +115,21 @@ class Model:
 
     def embed(self, texts: str | Sequence[str], **options: Any) -> Any:
         """Only embedding models embed (see `EmbeddingModel.embed`)."""
-        raise InvalidModelError(
-            f"{self.name} is a chat model: it generates text, it does not embed it",
-            "load an embedding model: one exported with the task feature-extraction",
+        raise self._not("embedding", "embed text")
+
+    def rerank(self, query: str, documents: Sequence[str], top_n: int | None = None) -> Any:
+        """Only rerankers rerank (see `RerankModel.rerank`)."""
+        raise self._not("rerank", "rerank documents")
+
+    def transcribe(self, audio: Any, **options: Any) -> Any:
+        """Only speech models transcribe (see `SpeechModel.transcribe`)."""
+        raise self._not("speech", "transcribe audio")
+
+    def _not(self, kind: str, what: str) -> InvalidModelError:
+        own = model_kind(self.path)
+        return InvalidModelError(
+            f"{self.name} is {KIND_ARTICLE[own]} {own} model: it does not {what}",
+            f"load {KIND_ARTICLE[kind]} {kind} model: one exported with the task {KIND_TASK[kind]}",
             param="model",
         )
 
@@ -150,13 +162,23 @@ def load(
     `properties` are OpenVINO properties (e.g. `INFERENCE_PRECISION_HINT="f32"`), on top of
     ovchat's defaults (latency hint, one stream, paged attention so that each turn of a
     conversation reuses the KV cache of the history it resends). An embedding model gives an
-    `EmbeddingModel`: a Model that embeds (`embed()`) and refuses to generate.
+    `EmbeddingModel`: a Model that embeds (`embed()`) and refuses to generate; a reranker a
+    `RerankModel` (`rerank()`), a speech model a `SpeechModel` (`transcribe()`).
     `prompt_lookup` turns on prompt-lookup decoding (see Engine).
     """
     path = resolve(model)
-    if model_kind(path) == "embedding":
+    kind = model_kind(path)
+    if kind == "embedding":
         from .embedmodel import Embedder, EmbeddingModel
 
         return EmbeddingModel(Embedder(path, device=device, properties=properties))
+    if kind == "rerank":
+        from .rerankmodel import Reranker, RerankModel
+
+        return RerankModel(Reranker(path, device=device, properties=properties))
+    if kind == "speech":
+        from .speechmodel import SpeechModel, Transcriber
+
+        return SpeechModel(Transcriber(path, device=device, properties=properties))
     props = {**CONVERSATION_PROPERTIES, **properties}
     return Model(Engine(path, device=device, properties=props, prompt_lookup=prompt_lookup))

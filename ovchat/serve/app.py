@@ -17,12 +17,14 @@ from fastapi.responses import FileResponse, Response
 from fastapi.staticfiles import StaticFiles
 
 from ..engine import Engine
+from .audio import add_audio_routes
 from .embeddings import add_embedding_routes
 from .errors import install_error_handlers
 from .guard import Guard
 from .metrics import CONTENT_TYPE
 from .openapi import install_openapi
 from .pool import ReleaseModels
+from .rerank import add_rerank_routes
 from .routes import add_openai_routes
 from .settings import ServerSettings
 from .state import ServerState
@@ -76,6 +78,8 @@ def create_app(settings: ServerSettings, engine: Engine | None = None) -> FastAP
 
     add_openai_routes(app, server)
     add_embedding_routes(app, server)
+    add_rerank_routes(app, server)  # its path aliases: outermost, before the guard
+    add_audio_routes(app, server)
 
     @app.get("/", include_in_schema=False)
     async def index() -> FileResponse:

@@ -15,6 +15,9 @@ DEFAULT_PORT = 8000
 DEFAULT_MAX_RUNNING = 16  # requests decoded together (the batching pipeline's max_num_seqs)
 DEFAULT_MAX_WAITING = 64  # requests queued for a slot; one more gets 429
 DEFAULT_MAX_BODY_BYTES = 1 << 20  # 1 MiB: far above any prompt a small context window takes
+DEFAULT_MAX_UPLOAD_BYTES = 25 << 20  # 25 MiB: audio uploads (/v1/audio/*), as OpenAI's limit
+DEFAULT_MAX_AUDIO_SECONDS = 30 * 60.0  # the longest audio transcribed in one request
+UPLOAD_PATHS = ("/v1/audio/",)  # the routes whose bodies are files (max_upload_bytes)
 DEFAULT_READ_TIMEOUT = 30.0  # seconds for a request's headers, and again for its body
 DEFAULT_MAX_CONNECTIONS = 256  # open connections; one more is answered 503 and closed
 DEFAULT_MAX_LOADED = 2  # models in memory at once; the least recently used idle one unloads
@@ -42,6 +45,8 @@ class ServerSettings:
     max_running: int = DEFAULT_MAX_RUNNING
     max_waiting: int = DEFAULT_MAX_WAITING
     max_body_bytes: int = DEFAULT_MAX_BODY_BYTES
+    max_upload_bytes: int = DEFAULT_MAX_UPLOAD_BYTES  # the audio routes' body limit
+    max_audio_seconds: float = DEFAULT_MAX_AUDIO_SECONDS
     kv_cache_gb: float = DEFAULT_KV_CACHE_GB
     prefill_chunk: int = DEFAULT_PREFILL_CHUNK
     read_timeout: float = DEFAULT_READ_TIMEOUT
@@ -51,6 +56,10 @@ class ServerSettings:
     max_loaded: int = DEFAULT_MAX_LOADED
     keep_alive: float | None = None  # seconds idle before a model unloads (None: never)
     prompt_lookup: bool = False  # prompt-lookup decoding (Engine's prompt_lookup)
+
+    def body_limit(self, path: str) -> int:
+        """The largest body a request to `path` may send (uploads have their own limit)."""
+        return self.max_upload_bytes if path.startswith(UPLOAD_PATHS) else self.max_body_bytes
 
     @staticmethod
     def api_key_from_env() -> str | None:

@@ -12,6 +12,7 @@ from starlette.requests import Request
 
 from ..engine import Engine
 from ..engine.embedder import Embedder
+from ..modeldir import Kind
 from .admission import Slots, shutting_down
 from .metrics import Metrics
 from .pool import ModelPool
@@ -47,6 +48,13 @@ class ServerState:
             raise shutting_down()
         embedder = await self.pool.acquire(name, "embedding", request.scope)
         return self.pool.find(name).id, embedder
+
+    async def runner(self, name: str | None, kind: Kind, request: Request) -> tuple[str, Any]:
+        """As `chat_engine`, for a model of another `kind` (a Reranker, a Transcriber)."""
+        if self.stopping:
+            raise shutting_down()
+        runner = await self.pool.acquire(name, kind, request.scope)
+        return self.pool.find(name).id, runner
 
     def stop_generating(self) -> None:
         """Shutdown, first step: refuse new requests and end every answer in flight (each
