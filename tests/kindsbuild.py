@@ -8,6 +8,7 @@ import shutil
 from pathlib import Path
 
 WHISPER_LANGUAGES = ("en", "de", "fr")
+MAX_LENGTH = 32  # tokens a transcription may take, its 4-token prefix included: fast tests
 
 
 def build_tiny_cross_encoder(bert_hf: Path, out: Path) -> Path:
@@ -76,7 +77,7 @@ def build_tiny_whisper(out: Path, lines: list[str]) -> Path:
     WhisperForConditionalGeneration(cfg).eval().save_pretrained(out)
     GenerationConfig(
         decoder_start_token_id=sot, eos_token_id=eot, pad_token_id=eot, bos_token_id=eot,
-        max_length=448, is_multilingual=True,
+        max_length=MAX_LENGTH, is_multilingual=True,
         lang_to_id={f"<|{lang}|>": ids(f"<|{lang}|>") for lang in WHISPER_LANGUAGES},
         task_to_id={"transcribe": ids("<|transcribe|>"), "translate": ids("<|translate|>")},
         no_timestamps_token_id=ids("<|notimestamps|>"), prev_sot_token_id=ids("<|startofprev|>"),
