@@ -50,9 +50,12 @@ class ServerState:
         return self.pool.find(name).id, embedder
 
     async def runner(self, name: str | None, kind: Kind, request: Request) -> tuple[str, Any]:
-        """As `chat_engine`, for a model of another `kind` (a Reranker, a Transcriber)."""
+        """As `chat_engine`, for a model of another `kind` (a Reranker, a Transcriber); with
+        no `name`, the first served model of that kind (else the default, refused)."""
         if self.stopping:
             raise shutting_down()
+        if name is None:
+            name = next((s.id for s in self.pool.served if s.kind == kind), None)
         runner = await self.pool.acquire(name, kind, request.scope)
         return self.pool.find(name).id, runner
 
