@@ -26,6 +26,7 @@ from test_serve import ServerThread
 from ovchat import Engine
 from ovchat.serve import ServerSettings as Settings
 from ovchat.serve import create_app
+from ovchat.serve.settings import ModelSpec
 
 FUZZ_SLICE = 12  # examples per operation in the default suite
 FUZZ_FULL = int(os.environ.get("OVCHAT_FUZZ_EXAMPLES", "1500"))  # with -m fuzz
@@ -61,6 +62,24 @@ def served(tiny_llama: Path) -> Iterator[ServerThread]:
             yield s
     finally:
         engine.close()
+
+
+# The rerank and audio operations go to a server of those kinds, so that what passes
+# validation reaches a Reranker and a Transcriber.
+KIND_PATHS = ("/v1/rerank", "/v1/audio/")
+
+
+@pytest.fixture(scope="module")
+def served_kinds(tiny_reranker: Path, tiny_whisper: Path) -> Iterator[ServerThread]:
+    specs = (ModelSpec("reranker", tiny_reranker), ModelSpec("whisper", tiny_whisper))
+    with ServerThread(create_app(Settings(models=specs, read_timeout=5))) as s:
+        yield s
+
+
+def url_for(case: Any, served: ServerThread, request: Any) -> str:
+    if case.path.startswith(KIND_PATHS):
+        return str(request.getfixturevalue("served_kinds").url)
+    return served.url
 
 
 def header(response: Any, name: str) -> str:
@@ -101,8 +120,8 @@ def check(case: Any, url: str) -> None:
 
 @SLICE.parametrize()
 @HYPOTHESIS
-def test_fuzz_slice(case, served):
-    check(case, served.url)
+def test_fuzz_slice(case, served, request):
+    check(case, url_for(case, served, request))
 
 
 @pytest.mark.fuzz
@@ -111,4 +130,4 @@ def test_fuzz_slice(case, served):
 def test_fuzz_full(case, served, request):
     if "fuzz" not in (request.config.getoption("-m") or ""):
         pytest.skip("the large fuzz run: select it with -m fuzz")
-    check(case, served.url)
+    check(case, url_for(case, served, request))
