@@ -22,10 +22,12 @@ from ..modeldir import model_kind, read_model_info
 from ..serve.settings import (
     API_KEY_ENV,
     DEFAULT_HOST,
+    DEFAULT_MAX_AUDIO_SECONDS,
     DEFAULT_MAX_BODY_BYTES,
     DEFAULT_MAX_CONNECTIONS,
     DEFAULT_MAX_LOADED,
     DEFAULT_MAX_RUNNING,
+    DEFAULT_MAX_UPLOAD_BYTES,
     DEFAULT_MAX_WAITING,
     DEFAULT_PORT,
     DEFAULT_READ_TIMEOUT,
@@ -65,6 +67,10 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="requests queued beyond those (%(default)s); more get 429")  # fmt: skip
     p.add_argument("--max-body-bytes", type=int, default=DEFAULT_MAX_BODY_BYTES,
                    help="larger request bodies get 413 (%(default)s)")  # fmt: skip
+    p.add_argument("--max-upload-bytes", type=int, default=DEFAULT_MAX_UPLOAD_BYTES,
+                   help="the same for audio uploads (/v1/audio/*; %(default)s)")  # fmt: skip
+    p.add_argument("--max-audio-seconds", type=float, default=DEFAULT_MAX_AUDIO_SECONDS,
+                   help="longer audio gets 400 (%(default)g)")  # fmt: skip
     p.add_argument("--kv-cache-gb", type=float, default=DEFAULT_KV_CACHE_GB,
                    help="KV-cache pool shared by all requests, in GB (%(default)g)")  # fmt: skip
     p.add_argument("--prefill-chunk", type=int, default=DEFAULT_PREFILL_CHUNK,
@@ -140,12 +146,13 @@ def ray_settings_from_mapping(
 
 
 def settings_from_args(a: argparse.Namespace) -> ServerSettings:
-    for name in ("max_running", "max_body_bytes", "prefill_chunk", "max_connections"):
+    for name in ("max_running", "max_body_bytes", "prefill_chunk", "max_connections",
+                 "max_upload_bytes"):  # fmt: skip
         if getattr(a, name) < 1:
             raise OptionError(f"--{name.replace('_', '-')} must be at least 1")
     if a.max_waiting < 0:
         raise OptionError("--max-waiting must be 0 or more")
-    for name in ("kv_cache_gb", "read_timeout"):
+    for name in ("kv_cache_gb", "read_timeout", "max_audio_seconds"):
         value = getattr(a, name)
         if not (value > 0 and value < float("inf")):  # also refuses nan
             raise OptionError(f"--{name.replace('_', '-')} must be a positive number")
@@ -167,6 +174,8 @@ def settings_from_args(a: argparse.Namespace) -> ServerSettings:
         max_running=a.max_running,
         max_waiting=a.max_waiting,
         max_body_bytes=a.max_body_bytes,
+        max_upload_bytes=a.max_upload_bytes,
+        max_audio_seconds=a.max_audio_seconds,
         kv_cache_gb=a.kv_cache_gb,
         prefill_chunk=a.prefill_chunk,
         read_timeout=a.read_timeout,
