@@ -33,7 +33,9 @@ SPEECH_FILES = (
     "openvino_tokenizer.xml",
     "openvino_detokenizer.xml",
 )
-CONTEXT_KEYS = ("max_position_embeddings", "n_positions", "max_sequence_length")
+# Whisper's decoder window is max_target_positions (448 tokens)
+CONTEXT_KEYS = ("max_position_embeddings", "n_positions", "max_sequence_length",
+                "max_target_positions")  # fmt: skip
 EMBEDDING_TASKS = ("feature-extraction", "sentence-similarity")
 RERANK_TASKS = ("text-classification",)  # cross-encoders: one relevance logit per pair
 SPEECH_TASKS = ("automatic-speech-recognition",)
