@@ -193,3 +193,14 @@ def test_cli_transcribe_text_json_srt(tiny_whisper, transcriber, tmp_path, capsy
     assert r.returncode == 2 and "could not be decoded" in r.stderr and "FILE" in r.stderr, r
     r = run_main(capsys, *base[:4], "--language", "xx")
     assert r.returncode == 2 and "--language" in r.stderr, r
+
+
+def test_the_library_shows_the_kind(tiny_whisper, tmp_path, monkeypatch, capsys):
+    monkeypatch.setenv("OVCHAT_HOME", str(tmp_path))
+    r = run_main(capsys, "cp", str(tiny_whisper), "tiny-whisper")
+    assert r.returncode == 0, r.stderr
+    row = next(ln for ln in run_main(capsys, "list").stdout.splitlines() if "tiny-whisper" in ln)
+    assert " speech " in f" {row} ", row
+    r = run_main(capsys, "show", "tiny-whisper")
+    assert ", speech" in r.stdout and "448" in r.stdout, r.stdout  # the decoder's window
+    assert type(ovchat.load("tiny-whisper")).__name__ == "SpeechModel"
