@@ -39,6 +39,8 @@ from .library import ensure_default_model, resolve
 from .model import Model, generate, load
 from .modeldir import ModelInfo
 from .options import GenerationOptions
+from .rerankmodel import RerankModel
+from .speechmodel import SpeechModel
 
 if TYPE_CHECKING:
     from .convert.export import export
@@ -64,6 +66,8 @@ __all__ = [
     "OvchatError",
     "Plan",
     "Recipe",
+    "RerankModel",
+    "SpeechModel",
     "UnsupportedModelError",
     "ensure_default_model",
     "export",

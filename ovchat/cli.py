@@ -21,6 +21,8 @@ VERBS = {
     "generate": "answer one prompt",
     "chat": "chat in the terminal",
     "embed": "vectors for texts, from an embedding model",
+    "rerank": "documents ordered by relevance to a query, from a reranker",
+    "transcribe": "text from speech (wav, flac, mp3), from a Whisper model",
     "serve": "OpenAI-compatible HTTP server and web chat page",
     "ps": "what running servers hold",
     "bench": "speed against other engines, side by side",

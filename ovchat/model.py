@@ -25,12 +25,14 @@ from .engine.tools import check_tools
 from .errors import InvalidModelError, OptionError
 from .library import resolve
 from .modelbase import LoadedModel
-from .modeldir import model_kind
+from .modeldir import KIND_ARTICLE, KIND_TASK, model_kind
 from .options import GenerationOptions
 
 if TYPE_CHECKING:
     from .conversation import Conversation
     from .embedmodel import EmbeddingModel
+    from .rerankmodel import RerankModel
+    from .speechmodel import SpeechModel
 
 
 class Model(LoadedModel):
@@ -118,9 +120,21 @@ class Model(LoadedModel):
 
     def embed(self, texts: str | Sequence[str], **options: Any) -> Any:
         """Only embedding models embed (see `EmbeddingModel.embed`)."""
-        raise InvalidModelError(
-            f"{self.name} is a chat model: it generates text, it does not embed it",
-            "load an embedding model: one exported with the task feature-extraction",
+        raise self._not("embedding", "embed text")
+
+    def rerank(self, query: str, documents: Sequence[str], top_n: int | None = None) -> Any:
+        """Only rerankers rerank (see `RerankModel.rerank`)."""
+        raise self._not("rerank", "rerank documents")
+
+    def transcribe(self, audio: Any, **options: Any) -> Any:
+        """Only speech models transcribe (see `SpeechModel.transcribe`)."""
+        raise self._not("speech", "transcribe audio")
+
+    def _not(self, kind: str, what: str) -> InvalidModelError:
+        own = model_kind(self.path)
+        return InvalidModelError(
+            f"{self.name} is {KIND_ARTICLE[own]} {own} model: it does not {what}",
+            f"load {KIND_ARTICLE[kind]} {kind} model: one exported with the task {KIND_TASK[kind]}",
             param="model",
         )
 
@@ -140,22 +154,32 @@ def load(
     *,
     prompt_lookup: bool = False,
     **properties: Any,
-) -> Model | EmbeddingModel:
+) -> Model | EmbeddingModel | RerankModel | SpeechModel:
     """Load a model: a library name (`smollm2`, `smollm2:int8`), an exported dir, or None for
     the default model (prepared once on first use).
 
     `properties` are OpenVINO properties (e.g. `INFERENCE_PRECISION_HINT="f32"`), on top of
     ovchat's defaults (latency hint, one stream, paged attention so that each turn of a
     conversation reuses the KV cache of the history it resends). An embedding model gives an
-    `EmbeddingModel`: it embeds (`embed()`) and refuses to generate.
+    `EmbeddingModel`: it embeds (`embed()`) and refuses to generate; a reranker a
+    `RerankModel` (`rerank()`), a speech model a `SpeechModel` (`transcribe()`).
     `prompt_lookup` turns on prompt-lookup decoding (see Engine).
     """
     path = resolve(model)
-    if model_kind(path) == "embedding":
+    kind = model_kind(path)
+    if kind == "embedding":
         from .embedmodel import EmbeddingModel
         from .engine.embedder import Embedder
 
         return EmbeddingModel(Embedder(path, device=device, properties=properties))
+    if kind == "rerank":
+        from .rerankmodel import Reranker, RerankModel
+
+        return RerankModel(Reranker(path, device=device, properties=properties))
+    if kind == "speech":
+        from .speechmodel import SpeechModel, Transcriber
+
+        return SpeechModel(Transcriber(path, device=device, properties=properties))
     props = {**CONVERSATION_PROPERTIES, **properties}
     return Model(Engine(path, device=device, properties=props, prompt_lookup=prompt_lookup))
 

@@ -25,14 +25,41 @@ REQUIRED_FILES = (
     "openvino_tokenizer.xml",
     "openvino_detokenizer.xml",
 )
-# An embedding model only encodes: it needs no detokenizer.
+# An embedding model or a reranker only encodes: it needs no detokenizer.
 EMBEDDING_FILES = REQUIRED_FILES[:3]
-CONTEXT_KEYS = ("max_position_embeddings", "n_positions", "max_sequence_length")
+# A speech model (Whisper) is an encoder and a decoder, with a tokenizer pair.
+SPEECH_FILES = (
+    "openvino_encoder_model.xml",
+    "openvino_decoder_model.xml",
+    "openvino_tokenizer.xml",
+    "openvino_detokenizer.xml",
+)
+# Whisper's decoder window is max_target_positions (448 tokens)
+CONTEXT_KEYS = ("max_position_embeddings", "n_positions", "max_sequence_length",
+                "max_target_positions")  # fmt: skip
 EMBEDDING_TASKS = ("feature-extraction", "sentence-similarity")
+RERANK_TASKS = ("text-classification",)  # cross-encoders: one relevance logit per pair
+SPEECH_TASKS = ("automatic-speech-recognition",)
 # An IR made by another tool: a chat model's output is named "logits".
 _LOGITS = re.compile(r'names="(?:[^"]*,)?logits(?:,[^"]*)?"')
 
-Kind = Literal["chat", "embedding"]
+Kind = Literal["chat", "embedding", "rerank", "speech"]
+FILES: dict[str, tuple[str, ...]] = {
+    "chat": REQUIRED_FILES,
+    "embedding": EMBEDDING_FILES,
+    "rerank": EMBEDDING_FILES,
+    "speech": SPEECH_FILES,
+}
+KIND_TASK = {"chat": "text-generation-with-past", "embedding": "feature-extraction",
+             "rerank": "text-classification", "speech": "automatic-speech-recognition"}  # fmt: skip
+KIND_ARTICLE = {"chat": "a", "embedding": "an", "rerank": "a", "speech": "a"}
+# What each kind does, and where to use it (said when a model is used as another kind).
+KIND_USE = {
+    "chat": "ovchat chat or generate, Model.generate, the chat and completion endpoints",
+    "embedding": "ovchat embed, Model.embed, /v1/embeddings",
+    "rerank": "ovchat rerank, Model.rerank, /v1/rerank",
+    "speech": "ovchat transcribe, Model.transcribe, /v1/audio/transcriptions",
+}
 
 
 @dataclass(frozen=True)
@@ -48,7 +75,9 @@ class ModelInfo:
 
 def is_model_dir(path: Path) -> bool:
     """Looks like an export (the check proper is `check_model_dir`)."""
-    return path.is_dir() and ((path / REQUIRED_FILES[0]).is_file() or (path / MANIFEST).is_file())
+    return path.is_dir() and any(
+        (path / f).is_file() for f in (REQUIRED_FILES[0], SPEECH_FILES[0], MANIFEST)
+    )
 
 
 def check_model_dir(path: str | Path) -> Path:
@@ -60,7 +89,7 @@ def check_model_dir(path: str | Path) -> Path:
         raise InvalidModelError(
             f"{p} is not a directory", "export it first: ovchat export MODEL OUTPUT_DIR"
         )
-    needed = EMBEDDING_FILES if model_kind(p) == "embedding" else REQUIRED_FILES
+    needed = FILES[model_kind(p)]
     missing = [f for f in needed if not (p / f).is_file()]
     if missing:
         raise InvalidModelError(
@@ -70,16 +99,31 @@ def check_model_dir(path: str | Path) -> Path:
     return p.resolve()
 
 
+def task_kind(task: str) -> Kind:
+    """The kind of model an optimum task exports."""
+    for kind, tasks in (("embedding", EMBEDDING_TASKS), ("rerank", RERANK_TASKS),
+                        ("speech", SPEECH_TASKS)):  # fmt: skip
+        if task.startswith(tasks):
+            return kind  # type: ignore[return-value]
+    return "chat"
+
+
 def model_kind(path: Path, manifest: dict[str, Any] | None = None) -> Kind:
-    """ "embedding" for a text-embedding export, else "chat": from the manifest's task, or
-    for an export made by another tool, from the IR's output names."""
+    """ "embedding", "rerank", "speech" or "chat": from the manifest's task, or for an export
+    made by another tool, from its files, its config's architecture and its IR's outputs."""
     if manifest is None:
         manifest = {}
         with contextlib.suppress(OSError, ValueError):
             manifest = json.loads((path / MANIFEST).read_text())
     task = ((manifest.get("recipe") or {}).get("asked") or {}).get("task")
     if isinstance(task, str):
-        return "embedding" if task.startswith(EMBEDDING_TASKS) else "chat"
+        return task_kind(task)
+    if (path / SPEECH_FILES[0]).is_file():
+        return "speech"
+    with contextlib.suppress(OSError, ValueError, TypeError):
+        archs = json.loads((path / "config.json").read_text()).get("architectures") or []
+        if any(str(a).endswith("ForSequenceClassification") for a in archs):
+            return "rerank"
     try:
         xml = (path / REQUIRED_FILES[0]).read_text(errors="replace")
     except OSError:

@@ -215,6 +215,42 @@ def tiny_bert(tiny_bert_hf: Path, tiny_root: Path) -> Path:
 
 
 @pytest.fixture(scope="session")
+def tiny_reranker_hf(tiny_bert_hf: Path, tiny_root: Path) -> Path:
+    from kindsbuild import build_tiny_cross_encoder
+
+    return build_tiny_cross_encoder(tiny_bert_hf, tiny_root / "reranker-hf")
+
+
+@pytest.fixture(scope="session")
+def tiny_reranker(tiny_reranker_hf: Path, tiny_root: Path) -> Path:
+    """The tiny cross-encoder exported as a reranker (fp32: compared with PyTorch)."""
+    from ovchat.convert.export import export
+    from ovchat.convert.recipe import Recipe
+
+    recipe = Recipe(weight_format="fp32", task="text-classification")
+    out = tiny_root / "reranker-fp32"
+    return export(str(tiny_reranker_hf), out, recipe, progress=lambda s: None)
+
+
+@pytest.fixture(scope="session")
+def tiny_whisper_hf(tiny_root: Path) -> Path:
+    from kindsbuild import build_tiny_whisper
+
+    return build_tiny_whisper(tiny_root / "whisper-hf", corpus_lines())
+
+
+@pytest.fixture(scope="session")
+def tiny_whisper(tiny_whisper_hf: Path, tiny_root: Path) -> Path:
+    """The tiny Whisper exported as a speech model (fp32: compared with PyTorch)."""
+    from ovchat.convert.export import export
+    from ovchat.convert.recipe import Recipe
+
+    recipe = Recipe(weight_format="fp32", task="automatic-speech-recognition-with-past")
+    out = tiny_root / "whisper-fp32"
+    return export(str(tiny_whisper_hf), out, recipe, progress=lambda s: None)
+
+
+@pytest.fixture(scope="session")
 def tiny_export(tiny_root: Path):
     """Call as tiny_export(hf_dir, "int4" | "int8" | "fp16" | "fp32"); cached per session."""
     return lambda hf, fmt: _export(hf, fmt, tiny_root)

@@ -181,7 +181,8 @@ def _export(
         gc = json.loads(gc_path.read_text()) if gc_path.is_file() else {}
         gc_path.write_text(json.dumps({**gc, **generation}, indent=2) + "\n")
     say("checking the result")
-    stats = weight_statistics(ir / "openvino_model.xml")
+    main = ir / "openvino_model.xml"  # a speech model's weights are mostly in its decoder
+    stats = weight_statistics(main if main.is_file() else ir / "openvino_decoder_model.xml")
     manifest = {
         "format": MANIFEST_FORMAT,
         "name": name or _default_name(model, kind),

@@ -23,7 +23,7 @@ from ..paths import compiled_cache_dir
 from .device import DEFAULT_DEVICE, check_device, load_error
 
 DEFAULT_EMBED_PROPERTIES: dict[str, str] = {"PERFORMANCE_HINT": "LATENCY", "NUM_STREAMS": "1"}
-BATCH = 32  # texts per pipeline call: padding to the longest text costs less in small batches
+BATCH = 32  # texts per pipeline call, sorted by length: each batch pads to its longest
 POOLING_TYPES = {"cls": "CLS", "mean": "MEAN", "last_token": "LAST_TOKEN"}
 # An export made by another tool has no settings: genai's own defaults, said in `settings`.
 FALLBACK_SETTINGS = {"pooling": "cls", "normalize": True, "guessed": ["pooling", "normalize"]}
@@ -135,9 +135,14 @@ class Embedder:
                 "shorten it, or split it in parts",
                 param="input",
             )
-        vectors = []
-        for start in range(0, len(texts), BATCH):
-            vectors += self._embed(texts[start : start + BATCH], query)
+        # Batches of texts of similar length: each batch is padded to its longest text, so
+        # sorted batches pad less (27-40% less time on 256 short texts, benchmarks/embed_bench.py).
+        order = sorted(range(len(texts)), key=lambda i: -tokens[i])
+        vectors: list[list[float]] = [[] for _ in texts]
+        for start in range(0, len(order), BATCH):
+            part = order[start : start + BATCH]
+            for i, v in zip(part, self._embed([texts[i] for i in part], query), strict=True):
+                vectors[i] = v
         if dimensions is not None and dimensions < self.dimensions:
             vectors = [self._cut(v, dimensions) for v in vectors]
         return Embeddings(vectors, tokens)

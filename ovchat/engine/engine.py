@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import EngineError, InvalidModelError, OptionError, reason
-from ..modeldir import check_model_dir, read_model_info
+from ..modeldir import KIND_ARTICLE, KIND_USE, check_model_dir, read_model_info
 from ..options import GenerationOptions
 from . import kvcache
 from .device import DEFAULT_DEVICE, check_device, load_error
@@ -72,10 +72,11 @@ class Engine:
             )
         self.path = check_model_dir(model_dir)
         self.info = read_model_info(self.path)
-        if self.info.kind == "embedding":
+        if self.info.kind != "chat":
             raise InvalidModelError(
-                f"{self.info.name} is an embedding model: it embeds text, it does not generate",
-                "embed with it instead: ovchat embed or Model.embed; or load a chat model",
+                f"{self.info.name} is {KIND_ARTICLE[self.info.kind]} {self.info.kind} model: "
+                "it does not generate text",
+                f"use it with {KIND_USE[self.info.kind]}; or load a chat model",
                 param="model",
             )
         self.device = check_device(device)

@@ -26,7 +26,7 @@ from typing import Any
 from ..convert.recipe import Recipe, recipe_label
 from ..errors import ModelNotFoundError, OptionError, require
 from ..library import resolve
-from ..modeldir import EVAL_FILE, MANIFEST, dir_size_mb, read_model_info
+from ..modeldir import EVAL_FILE, KIND_ARTICLE, MANIFEST, dir_size_mb, read_model_info
 from ..paths import home
 from ..progress import Progress, printer
 from .corpus import corpus_windows
@@ -223,9 +223,10 @@ def evaluate(
     if max_tokens < 2:
         raise OptionError(f"max_tokens must be at least 2, got {max_tokens}", param="max_tokens")
     path = resolve(model_dir)
-    if read_model_info(path).kind == "embedding":
+    if (kind := read_model_info(path).kind) != "chat":
         raise OptionError(
-            f"{path.name} is an embedding model; eval measures chat models' next-token fidelity",
+            f"{path.name} is {KIND_ARTICLE[kind]} {kind} model; eval measures chat models' "
+            "next-token fidelity",
             param="model_dir",
         )
     ref = reference_dir(path, reference, progress)

@@ -18,6 +18,7 @@ from fastapi.staticfiles import StaticFiles
 
 from ..engine import Engine
 from .anthropic import add_anthropic_routes
+from .audio import add_audio_routes
 from .embeddings import add_embedding_routes
 from .errors import install_error_handlers
 from .guard import Guard
@@ -25,6 +26,7 @@ from .metrics import CONTENT_TYPE
 from .ollama import add_ollama_routes
 from .openapi import install_openapi
 from .pool import ReleaseModels
+from .rerank import add_rerank_routes
 from .routes import add_openai_routes
 from .settings import ServerSettings
 from .state import ServerState
@@ -83,6 +85,8 @@ def create_app(settings: ServerSettings, engine: Engine | None = None) -> FastAP
     add_tokenize_routes(app, server)
     add_ollama_routes(app, server)
     add_anthropic_routes(app, server)
+    add_rerank_routes(app, server)  # its path aliases: outermost, before the guard
+    add_audio_routes(app, server)
 
     @app.get("/", include_in_schema=False)
     async def index() -> FileResponse:

@@ -98,7 +98,7 @@ class Guard:
         return APIError(401, msg, code="invalid_api_key")
 
     async def _read_body(self, scope: Scope, receive: Receive) -> tuple[bytes, APIError | None]:
-        limit = self.settings.max_body_bytes
+        limit = self.settings.body_limit(scope["path"])
         too_big = APIError(
             413, f"the request body is larger than {limit} bytes", code="request_too_large"
         )

@@ -81,6 +81,13 @@ class Metrics:
         self.embedded_tokens = Counter(
             "ovchat_embedded_tokens", "tokens embedded (/v1/embeddings)", registry=r
         )
+        self.reranked_documents = Counter(
+            "ovchat_reranked_documents", "documents scored (/v1/rerank)", registry=r
+        )
+        self.transcribed_seconds = Counter(
+            "ovchat_transcribed_audio_seconds", "seconds of audio transcribed (/v1/audio/*)",
+            registry=r,
+        )  # fmt: skip
 
         self.kv_bytes = Gauge(
             "ovchat_kv_cache_bytes",

@@ -27,9 +27,11 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from ..engine import Engine
 from ..engine.embedder import Embedder
+from ..engine.reranker import Reranker
+from ..engine.transcriber import Transcriber
 from ..errors import DeviceError, InvalidModelError, OptionError, StorageError
 from ..library.held import Registration
-from ..modeldir import Kind, ModelInfo, read_model_info
+from ..modeldir import KIND_ARTICLE, Kind, ModelInfo, read_model_info
 from .errors import APIError, echo
 from .metrics import Metrics
 from .settings import ModelSpec, ServerSettings
@@ -39,6 +41,14 @@ LOAD_RETRY_SECONDS = 30.0  # a model that failed to load is tried again after th
 SWEEP_SECONDS = 1.0  # how often idle models are checked against keep_alive
 SCOPE_KEY = "ovchat_models"  # the models a request holds, in its ASGI scope
 State = Literal["unloaded", "loading", "loaded", "failed"]
+KIND_DOES = {"chat": "generates text", "embedding": "embeds text",
+             "rerank": "ranks documents", "speech": "transcribes audio"}  # fmt: skip
+KIND_ROUTES = {
+    "chat": "the chat or completion endpoints",
+    "embedding": "/v1/embeddings",
+    "rerank": "/v1/rerank",
+    "speech": "/v1/audio/transcriptions and /v1/audio/translations",
+}
 # What a failed load says to clients: the kind of problem, never the server's paths.
 LOAD_FAILURES: dict[type[Exception], str] = {
     InvalidModelError: "its files are not a loadable OpenVINO export",
@@ -55,7 +65,7 @@ class Served:
     spec: ModelSpec
     info: ModelInfo
     state: State = "unloaded"
-    engine: Any = None  # an Engine (chat) or an Embedder (embedding), once loaded
+    engine: Any = None  # an Engine (chat), Embedder, Reranker or Transcriber, once loaded
     pinned: bool = False  # handed to create_app: never unloaded or closed here
     users: int = 0  # requests holding it now
     last_used: float = 0.0  # time.time()
@@ -162,12 +172,10 @@ class ModelPool:
         loaded until `release()` — done by ReleaseModels for requests that pass `scope`."""
         s = self.find(name)
         if s.kind != kind:
-            does = "embeds text" if s.kind == "embedding" else "generates text"
-            use = "/v1/embeddings" if s.kind == "embedding" else "the chat or completion endpoints"
             raise APIError(
                 400,
-                f"The model '{s.id}' is {'an' if s.kind == 'embedding' else 'a'} {s.kind} "
-                f"model: it {does}; use it with {use}.",
+                f"The model '{s.id}' is {KIND_ARTICLE[s.kind]} {s.kind} model: it "
+                f"{KIND_DOES[s.kind]}; use it with {KIND_ROUTES[s.kind]}.",
                 param="model",
                 code="model_not_supported",
             )
@@ -234,10 +242,14 @@ class ModelPool:
 
     def load(self, s: Served) -> Any:
         """Load `s`'s engine now (blocking): the batching Engine for chat models (warmed up),
-        an Embedder for embedding models."""
+        an Embedder, a Reranker or a Transcriber for the other kinds."""
         st = self.settings
         if s.kind == "embedding":
             return Embedder(s.spec.path, device=st.device, properties=st.properties)
+        if s.kind == "rerank":
+            return Reranker(s.spec.path, device=st.device, properties=st.properties)
+        if s.kind == "speech":
+            return Transcriber(s.spec.path, device=st.device, properties=st.properties)
         return st.model_copy(update={"model_dir": s.spec.path}).load_engine()
 
     def preload(self) -> None:

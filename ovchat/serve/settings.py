@@ -35,6 +35,9 @@ DEFAULT_PORT = 8000
 DEFAULT_MAX_RUNNING = 16  # requests decoded together (the batching pipeline's max_num_seqs)
 DEFAULT_MAX_WAITING = 64  # requests queued for a slot; one more gets 429
 DEFAULT_MAX_BODY_BYTES = 1 << 20  # 1 MiB: far above any prompt a small context window takes
+DEFAULT_MAX_UPLOAD_BYTES = 25 << 20  # 25 MiB: audio uploads (/v1/audio/*), as OpenAI's limit
+DEFAULT_MAX_AUDIO_SECONDS = 30 * 60.0  # the longest audio transcribed in one request
+UPLOAD_PATHS = ("/v1/audio/",)  # the routes whose bodies are files (max_upload_bytes)
 DEFAULT_READ_TIMEOUT = 30.0  # seconds for a request's headers, and again for its body
 DEFAULT_MAX_CONNECTIONS = 256  # open connections; one more is answered 503 and closed
 DEFAULT_GRAMMAR_TIMEOUT = 30.0  # seconds a request's grammar may take to compile
@@ -174,6 +177,14 @@ class ServerSettings(BaseModel):
         json_schema_extra={"group": "ray", "metavar": "ADDR"},
     )
 
+    max_upload_bytes: int = Field(
+        DEFAULT_MAX_UPLOAD_BYTES,
+        ge=1,
+        description="the same for audio uploads (/v1/audio/*)",
+    )
+    max_audio_seconds: Positive = Field(
+        DEFAULT_MAX_AUDIO_SECONDS, description="longer audio gets 400"
+    )
     grammar_timeout: Positive = Field(
         DEFAULT_GRAMMAR_TIMEOUT,
         description="seconds a request's JSON schema or grammar may take to compile; then 400",
@@ -200,6 +211,10 @@ class ServerSettings(BaseModel):
     def replica_count(self) -> int:
         """Replicas to start (autoscaling starts MIN, at least one)."""
         return max(self.autoscale[0], 1) if self.autoscale else self.replicas or 1
+
+    def body_limit(self, path: str) -> int:
+        """The largest body a request to `path` may send (uploads have their own limit)."""
+        return self.max_upload_bytes if path.startswith(UPLOAD_PATHS) else self.max_body_bytes
 
     @staticmethod
     def api_key_from_env() -> str | None:

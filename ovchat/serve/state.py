@@ -17,6 +17,7 @@ from ..engine import Engine, Plan
 from ..engine.embedder import Embedder
 from ..engine.structured import WHAT
 from ..errors import OptionError
+from ..modeldir import Kind
 from .admission import Slots, shutting_down
 from .metrics import Metrics
 from .pool import ModelPool
@@ -72,6 +73,16 @@ class ServerState:
                 "simplify it: fewer or shorter patterns, smaller length and item bounds",
                 param=param,
             ) from None
+
+    async def runner(self, name: str | None, kind: Kind, request: Request) -> tuple[str, Any]:
+        """As `chat_engine`, for a model of another `kind` (a Reranker, a Transcriber); with
+        no `name`, the first served model of that kind (else the default, refused)."""
+        if self.stopping:
+            raise shutting_down()
+        if name is None:
+            name = next((s.id for s in self.pool.served if s.kind == kind), None)
+        runner = await self.pool.acquire(name, kind, request.scope)
+        return self.pool.find(name).id, runner
 
     def stop_generating(self) -> None:
         """Shutdown, first step: refuse new requests and end every answer in flight (each

@@ -20,7 +20,7 @@ from ..convert.recipe import (
     Recipe,
 )
 from ..evals.auto import DEFAULT_MAX_PPL_RATIO, DEFAULT_MIN_TOP1
-from ..modeldir import EMBEDDING_TASKS
+from ..modeldir import EMBEDDING_TASKS, RERANK_TASKS, SPEECH_TASKS
 
 # Embedding models lose more to int4 than chat models do; int8 keeps them close (README).
 DEFAULT_EMBEDDING_WEIGHT_FORMAT = "int8"
@@ -65,7 +65,8 @@ def add_recipe_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--task",
         default=DEFAULT_TASK,
-        help=f"optimum task ({DEFAULT_TASK}; feature-extraction: an embedding model)",
+        help=f"optimum task ({DEFAULT_TASK}; feature-extraction: an embedding model; "
+        "text-classification: a reranker; automatic-speech-recognition-with-past: Whisper)",
     )
     p.add_argument("--trust-remote-code", action="store_true")
     data = p.add_argument_group("data-aware int4 (need --dataset)")
@@ -111,9 +112,9 @@ def recipe_from_args(
     args: argparse.Namespace, weight_format: str | None = None, source: str | None = None
 ) -> Recipe:
     """The Recipe the flags ask for; `weight_format` is the default when none was given
-    (then: gguf for a .gguf `source`, int8 for embedding models, else optimum-intel's int4
-    recipe)."""
-    embeds = args.task.startswith(EMBEDDING_TASKS)
+    (then: gguf for a .gguf `source`, int8 for embedding, rerank and speech models, else
+    optimum-intel's int4 recipe)."""
+    embeds = args.task.startswith(EMBEDDING_TASKS + RERANK_TASKS + SPEECH_TASKS)
     fmt = args.weight_format or weight_format
     int4_asked = (args.group_size, args.ratio, args.sym) != (
         DEFAULT_GROUP_SIZE,

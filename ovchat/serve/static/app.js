@@ -82,7 +82,8 @@ async function loadModel() {
       $("api-key").focus();
     }
     if (!r.ok) throw new Error(body.error ? body.error.message : r.statusText);
-    modelName = body.data[0].id;
+    // the first chat model (rerankers, speech and embedding models do not chat)
+    modelName = (body.data.find((m) => m.kind === "chat") || body.data[0]).id;
     $("model").textContent = modelName;
     statusLine.textContent = "";
   } catch (e) {
