@@ -16,16 +16,16 @@ model kept (what `ovchat generate` runs).
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from .engine import CONVERSATION_PROPERTIES, DEFAULT_DEVICE, Chunk, Completion, Engine, Messages
 from .engine.tools import check_tools
-from .errors import InvalidModelError, OptionError
+from .errors import OptionError
 from .library import resolve
 from .modelbase import LoadedModel
-from .modeldir import KIND_ARTICLE, KIND_TASK, model_kind
+from .modeldir import model_kind
 from .options import GenerationOptions
 
 if TYPE_CHECKING:
@@ -117,26 +117,6 @@ class Model(LoadedModel):
         from .conversation import Conversation
 
         return Conversation(self, system=system, options=GenerationOptions(**options))
-
-    def embed(self, texts: str | Sequence[str], **options: Any) -> Any:
-        """Only embedding models embed (see `EmbeddingModel.embed`)."""
-        raise self._not("embedding", "embed text")
-
-    def rerank(self, query: str, documents: Sequence[str], top_n: int | None = None) -> Any:
-        """Only rerankers rerank (see `RerankModel.rerank`)."""
-        raise self._not("rerank", "rerank documents")
-
-    def transcribe(self, audio: Any, **options: Any) -> Any:
-        """Only speech models transcribe (see `SpeechModel.transcribe`)."""
-        raise self._not("speech", "transcribe audio")
-
-    def _not(self, kind: str, what: str) -> InvalidModelError:
-        own = model_kind(self.path)
-        return InvalidModelError(
-            f"{self.name} is {KIND_ARTICLE[own]} {own} model: it does not {what}",
-            f"load {KIND_ARTICLE[kind]} {kind} model: one exported with the task {KIND_TASK[kind]}",
-            param="model",
-        )
 
     def close(self) -> None:
         """Stop background threads (only the batching backend has any)."""

@@ -1,14 +1,19 @@
-"""What every loaded model has, chat or embedding: a name, a path, a context window, `close`
-and `with`. `Model` (model.py) generates; `EmbeddingModel` (embedmodel.py) embeds."""
+"""What every loaded model has, whatever its kind: a name, a path, a context window, `close`
+and `with`, and a clear refusal for what its kind does not do. `Model` (model.py) generates;
+`EmbeddingModel` (embedmodel.py) embeds; `RerankModel` reranks and `SpeechModel` transcribes
+(taskmodel.py)."""
 
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Self
+from typing import Any, Self
+
+from .errors import InvalidModelError
+from .modeldir import KIND_ARTICLE, KIND_TASK, model_kind
 
 
 class LoadedModel:
-    """The common base of `Model` and `EmbeddingModel` (what `ovchat.load()` gives)."""
+    """The common base of every model `ovchat.load()` gives."""
 
     @property
     def name(self) -> str:
@@ -21,6 +26,26 @@ class LoadedModel:
     @property
     def context_length(self) -> int:
         raise NotImplementedError
+
+    def embed(self, *args: Any, **kwargs: Any) -> Any:
+        """Only embedding models embed (see `EmbeddingModel.embed`)."""
+        raise self._not("embedding", "embed text")
+
+    def rerank(self, *args: Any, **kwargs: Any) -> Any:
+        """Only rerankers rerank (see `RerankModel.rerank`)."""
+        raise self._not("rerank", "rerank documents")
+
+    def transcribe(self, *args: Any, **kwargs: Any) -> Any:
+        """Only speech models transcribe (see `SpeechModel.transcribe`)."""
+        raise self._not("speech", "transcribe audio")
+
+    def _not(self, kind: str, what: str) -> InvalidModelError:
+        own = model_kind(self.path)
+        return InvalidModelError(
+            f"{self.name} is {KIND_ARTICLE[own]} {own} model: it does not {what}",
+            f"load {KIND_ARTICLE[kind]} {kind} model: one exported with the task {KIND_TASK[kind]}",
+            param="model",
+        )
 
     def close(self) -> None:
         """Free what the model holds (background threads, device memory)."""

@@ -164,6 +164,9 @@ LAYERS = {
     "model": 1,
     "modelbase": 1,
     "embedmodel": 1,
+    "taskmodel": 1,
+    "rerankmodel": 1,
+    "speechmodel": 1,
     "conversation": 1,
 }
 

@@ -87,7 +87,7 @@ def test_token_counts_and_checks(reranker, tiny_reranker_hf):
 
 def test_load_gives_a_model_that_reranks_and_refuses_the_rest(tiny_reranker, tiny_bert):
     model = ovchat.load(str(tiny_reranker), **F32)
-    assert isinstance(model, ovchat.Model) and type(model).__name__ == "RerankModel"
+    assert isinstance(model, ovchat.RerankModel) and not isinstance(model, ovchat.Model)
     results = model.rerank(QUERY, DOCS, top_n=3)
     assert len(results) == 3 and results[0].score >= results[1].score >= results[2].score
     for call in (lambda: model.generate("hi"), lambda: model.chat(), lambda: model.embed("x")):
