@@ -273,33 +273,8 @@ class Engine:
         else:
             base = self._pipe.get_config()
         if self.prompt_lookup:
-            base = self._model_defaults()
-        cfg = apply_options(base, options)
-        if self.prompt_lookup:
-            cfg.num_assistant_tokens = PROMPT_LOOKUP_TOKENS
-            cfg.max_ngram_size = PROMPT_LOOKUP_NGRAM
-        candidates = constraints(options, tools)
-        if candidates:
-            chosen = self._grammar_check().choose(candidates)
-            cfg.structured_output_config = chosen.build()
-        try:
-            cfg.validate()
-        except RuntimeError as e:
-            raise OptionError(f"the engine refused these options: {reason(e)}") from e
-        return cfg
-
-    def _model_defaults(self) -> Any:
-        """The model's own generation config. genai's prompt-lookup pipelines (both
-        backends) start from a blank one instead: no sampling defaults, no end token."""
-        import openvino_genai as ov_genai
-
-        path = self.path / "generation_config.json"
-        cfg = (
-            ov_genai.GenerationConfig(str(path)) if path.is_file() else ov_genai.GenerationConfig()
-        )
-        if cfg.eos_token_id < 0:
-            cfg.set_eos_token_id(self.tokenizer.get_eos_token_id())
-        return cfg
+            base = model_defaults(self.path, self.tokenizer)
+        return genai_config(base, options, tools, self.prompt_lookup, self._grammar_check)
 
     def _grammar_check(self) -> GrammarCheck:
         if self._grammar is None:
@@ -356,3 +331,39 @@ def _tokenized(ids: Sequence[int]) -> Any:
 
     mask = ov.Tensor(np.ones((1, len(ids)), dtype=np.int64))
     return ov_genai.TokenizedInputs(_ids_tensor(ids), mask)
+
+
+def genai_config(
+    base: Any,
+    options: GenerationOptions,
+    tools: ToolSet | None,
+    prompt_lookup: bool,
+    grammar: Callable[[], GrammarCheck],
+) -> Any:
+    """genai's config: `base` (the model's defaults) with `options` and the tools'
+    constraint applied, validated by genai now rather than mid-generation."""
+    cfg = apply_options(base, options)
+    if prompt_lookup:
+        cfg.num_assistant_tokens = PROMPT_LOOKUP_TOKENS
+        cfg.max_ngram_size = PROMPT_LOOKUP_NGRAM
+    candidates = constraints(options, tools)
+    if candidates:
+        chosen = grammar().choose(candidates)
+        cfg.structured_output_config = chosen.build()
+    try:
+        cfg.validate()
+    except RuntimeError as e:
+        raise OptionError(f"the engine refused these options: {reason(e)}") from e
+    return cfg
+
+
+def model_defaults(path: Path, tokenizer: Any) -> Any:
+    """The model's own generation config. genai's prompt-lookup pipelines (both backends)
+    start from a blank one instead: no sampling defaults, no end token."""
+    import openvino_genai as ov_genai
+
+    file = path / "generation_config.json"
+    cfg = ov_genai.GenerationConfig(str(file)) if file.is_file() else ov_genai.GenerationConfig()
+    if cfg.eos_token_id < 0:
+        cfg.set_eos_token_id(tokenizer.get_eos_token_id())
+    return cfg

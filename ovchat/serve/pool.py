@@ -18,7 +18,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
+import functools
 import logging
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -31,6 +33,7 @@ from ..engine.embedder import Embedder
 from ..errors import DeviceError, InvalidModelError, OptionError, StorageError
 from ..library.held import Registration
 from ..modeldir import Kind, ModelInfo, read_model_info
+from .enginegone import engine_restarting
 from .errors import APIError, echo
 from .metrics import Metrics
 from .settings import ModelSpec, ServerSettings
@@ -64,6 +67,7 @@ class Served:
     error: str | None = None  # why the last load failed (for clients)
     failed_at: float = 0.0
     task: asyncio.Task[None] | None = None  # the load in progress
+    restarting: bool = False  # its engine process died: a new one is loading
 
     @property
     def id(self) -> str:
@@ -129,6 +133,7 @@ class ModelPool:
         self.started = False  # the default model was loaded once: the server is ready
         self._sweeper: asyncio.Task[None] | None = None
         self._tasks: set[asyncio.Task[None]] = set()
+        self._loop: asyncio.AbstractEventLoop | None = None  # the server's, once started
 
     @staticmethod
     def _single(settings: ServerSettings) -> tuple[ModelSpec, ...]:
@@ -185,7 +190,7 @@ class ModelPool:
     def release(self, s: Served) -> None:
         s.users -= 1
         s.last_used = time.time()
-        if self._over_limit():
+        if len(self._loaded()) > self.settings.max_loaded:
             task = asyncio.get_running_loop().create_task(self._make_room())
             self._tasks.add(task)  # held: the loop keeps only weak references to tasks
             task.add_done_callback(self._tasks.discard)
@@ -197,6 +202,10 @@ class ModelPool:
     # -- loading and unloading ----------------------------------------------------------------
     async def _ready(self, s: Served) -> Any:
         while True:
+            if s.state == "loaded" and getattr(s.engine, "dead", False):
+                self._engine_died(s, s.engine)  # before its reader thread said so
+            if s.restarting:
+                raise engine_restarting(s.id)
             if s.state == "loaded":
                 return s.engine
             if s.state == "failed" and time.time() - s.failed_at < LOAD_RETRY_SECONDS:
@@ -225,12 +234,34 @@ class ModelPool:
                 return
             s.engine, s.state, s.error = engine, "loaded", None
             s.load_seconds = time.perf_counter() - t0
+            self._watch(s, engine)
             self.metrics.model_loads.labels(s.id, "loaded").inc()
             self.metrics.model_load_seconds.labels(s.id).observe(s.load_seconds)
             log.info("model %s loaded in %.1f s", s.id, s.load_seconds)
         finally:
-            s.task = None
+            s.task, s.restarting = None, False
             self._publish()
+
+    def _watch(self, s: Served, engine: Any) -> None:
+        """An engine process that dies (remote.py) is reported here, on the loop."""
+        if hasattr(engine, "on_exit"):
+            engine.on_exit = functools.partial(self._died_elsewhere, s, engine)
+
+    def _died_elsewhere(self, s: Served, engine: Any) -> None:  # on the engine's reader thread
+        if self._loop is not None:
+            self._loop.call_soon_threadsafe(self._engine_died, s, engine)
+
+    def _engine_died(self, s: Served, engine: Any) -> None:
+        """Its answers in flight have ended with an error; new requests get a 503 while a
+        new engine process loads."""
+        if s.engine is not engine or s.state != "loaded":
+            return  # already seen, or unloaded on purpose
+        log.error("the engine process of model %s stopped; restarting it", s.id)
+        self.metrics.model_unloads.labels(s.id, "crashed").inc()
+        s.engine, s.state, s.restarting = None, "loading", True
+        threading.Thread(target=engine.close, daemon=True).start()  # it is gone: quick
+        s.task = asyncio.get_running_loop().create_task(self._load_task(s))
+        self._publish()
 
     def load(self, s: Served) -> Any:
         """Load `s`'s engine now (blocking): the batching Engine for chat models (warmed up),
@@ -249,15 +280,13 @@ class ModelPool:
         t0 = time.perf_counter()
         s.engine, s.state = self.load(s), "loaded"
         s.load_seconds = time.perf_counter() - t0
+        self._watch(s, s.engine)
         s.last_used = time.time()
         self.metrics.model_loads.labels(s.id, "loaded").inc()
         self.metrics.model_load_seconds.labels(s.id).observe(s.load_seconds)
 
     def _loaded(self) -> list[Served]:
         return [s for s in self.served if s.state in ("loaded", "loading")]
-
-    def _over_limit(self) -> bool:
-        return len(self._loaded()) > self.settings.max_loaded
 
     async def _make_room(self, keep: Served | None = None) -> None:
         """Unload the least recently used idle models until the limit holds (a model that is
@@ -312,6 +341,7 @@ class ModelPool:
         if not self.served:
             raise ValueError("ServerSettings.model_dir, .models or an engine is needed")
         self.registration = Registration()
+        self._loop = asyncio.get_running_loop()
         self._publish()
         if self.settings.keep_alive is not None:
             self._sweeper = asyncio.get_running_loop().create_task(self.sweep())

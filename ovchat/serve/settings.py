@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from ..engine import DEFAULT_DEVICE, DEFAULT_KV_CACHE_GB, DEFAULT_PREFILL_CHUNK, Engine
+from ..engine.remote import EngineClient
 from ..options import GenerationOptions
 
 DEFAULT_HOST = "127.0.0.1"  # local only unless asked: there is no auth without --api-key
@@ -51,15 +52,30 @@ class ServerSettings:
     max_loaded: int = DEFAULT_MAX_LOADED
     keep_alive: float | None = None  # seconds idle before a model unloads (None: never)
     prompt_lookup: bool = False  # prompt-lookup decoding (Engine's prompt_lookup)
+    # Each chat model's engine in a process of its own (engine/remote.py): no engine step
+    # ever holds the server's event loop. False: in the server's process (the older way).
+    engine_process: bool = True
 
     @staticmethod
     def api_key_from_env() -> str | None:
         return os.environ.get(API_KEY_ENV) or None
 
-    def load_engine(self) -> Engine:
-        """The server's engine: continuous batching, as many sequences as may run at once."""
+    def load_engine(self) -> Engine | EngineClient:
+        """The server's engine: continuous batching, as many sequences as may run at once
+        (in an engine process of its own with `engine_process`)."""
         if self.model_dir is None:
             raise ValueError("Settings.model_dir or an engine is needed")
+        if self.engine_process:
+            return EngineClient(
+                self.model_dir,
+                device=self.device,
+                properties=self.properties,
+                kv_cache_gb=self.kv_cache_gb,
+                max_num_seqs=self.max_running,
+                prefill_chunk=self.prefill_chunk,
+                prompt_lookup=self.prompt_lookup,
+                warmup=WARMUP_PROMPT,
+            )
         engine = Engine(
             self.model_dir,
             device=self.device,

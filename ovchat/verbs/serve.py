@@ -75,6 +75,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    "(%(default)g)")  # fmt: skip
     p.add_argument("--max-connections", type=int, default=DEFAULT_MAX_CONNECTIONS,
                    help="open connections; more are answered 503 (%(default)s)")  # fmt: skip
+    p.add_argument("--engine-process", action=argparse.BooleanOptionalAction, default=True,
+                   help="run each chat model's engine in a process of its own, so that no "
+                   "engine step holds up /health or other requests (default: on)")  # fmt: skip
     add_ray_arguments(p)
     add_prompt_lookup_argument(p)
 
@@ -172,6 +175,7 @@ def settings_from_args(a: argparse.Namespace) -> ServerSettings:
         read_timeout=a.read_timeout,
         max_connections=a.max_connections,
         prompt_lookup=a.prompt_lookup,
+        engine_process=a.engine_process,
     )
 
 
