@@ -17,6 +17,7 @@ pool) is called from the reader thread so that a new process can be started.
 from __future__ import annotations
 
 import asyncio
+import collections
 import itertools
 import multiprocessing
 import queue
@@ -107,6 +108,8 @@ class EngineClient:
         self.dead = False
         self.on_exit: Callable[[], None] | None = None
         self._status = EngineStatus(0, 0, 0.0)
+        # answers ended by the engine, by finish reason ("cancelled": a Cancel reached it)
+        self.finished: collections.Counter[str] = collections.Counter()
         self._ids = itertools.count()
         self._sinks: dict[int, Sink] = {}
         self._lock = threading.Lock()  # the sinks and the pipe's writing end
@@ -296,6 +299,8 @@ class EngineClient:
                 break
             for msg in batch:
                 if isinstance(msg, wire.Out):
+                    if msg.chunk.finish_reason is not None:
+                        self.finished[msg.chunk.finish_reason] += 1
                     sink = self._sinks.get(msg.rid)
                     if sink is not None:
                         sink.put(("text", msg.chunk))
