@@ -169,3 +169,29 @@ def test_killed_during_a_stream_ends_it_with_an_error_event(real_server):
     while (r2 := httpx.get(f"{s.url}/health")).json()["models"] != {served(s).id: "loaded"}:
         assert time.monotonic() < deadline, r2.text
         time.sleep(0.2)
+
+
+@pytest.mark.real
+def test_a_lone_client_is_not_starved_by_another_clients_flood(smollm2: Path):
+    settings = Settings(model_dir=smollm2, kv_cache_gb=1, max_running=1, max_waiting=4)
+    long = {"messages": USER, "max_tokens": 4000, "ignore_eos": True, "stream": True}
+    with ServerThread(create_app(settings)) as s, httpx.Client(timeout=WAIT_SECONDS) as http:
+        flood = [http.stream("POST", f"{s.url}/v1/chat/completions", json={**long, "user": "a"})
+                 for _ in range(2)]  # fmt: skip
+        first = flood[0].__enter__()
+        next(first.iter_lines())  # the flood's first request runs; its second one waits
+        waiter = threading.Thread(target=lambda: flood[1].__enter__(), daemon=True)
+        waiter.start()
+        deadline = time.monotonic() + WAIT_SECONDS
+        while s.metrics()["ovchat_requests_waiting"] != 1:
+            assert time.monotonic() < deadline
+            time.sleep(0.05)
+        # Another client's request goes ahead of the flood's queued one, on a reserved slot.
+        r = chat(s, user="b")
+        assert r.status_code == 200, r.text
+        m = s.metrics()
+        assert m["ovchat_requests_waiting"] == 1 and m["ovchat_requests_running"] == 1
+        first.close()
+        waiter.join(WAIT_SECONDS)
+        flood[1].__exit__(None, None, None)
+        s.wait_idle()

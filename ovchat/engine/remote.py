@@ -240,8 +240,10 @@ class EngineClient:
 
     def status(self) -> EngineStatus:
         """The engine's occupancy as it last reported it (every few tens of ms, or after the
-        step under way)."""
-        return self._status
+        step under way); requests sent since, and not ended, count as pending."""
+        s = self._status
+        unseen = len(self._sinks) - s.active - s.pending
+        return replace(s, pending=s.pending + unseen) if unseen > 0 else s
 
     def cancel_all(self) -> None:
         """End every answer in flight (finish reason "cancelled") and any submitted later."""

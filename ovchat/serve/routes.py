@@ -8,6 +8,7 @@ or server-sent events.
 
 from __future__ import annotations
 
+import functools
 import threading
 import time
 from typing import Any
@@ -19,6 +20,7 @@ from ..engine import Engine, Plan
 from ..errors import OptionError
 from .admission import CLIENT_GONE, ClientGone
 from .errors import APIError
+from .fairness import name_client
 from .responses import ResponsesShape
 from .responses_schema import ResponsesRequest
 from .schema import ChatRequest, CompletionRequest
@@ -49,6 +51,7 @@ def add_openai_routes(app: FastAPI, server: ServerState) -> None:
         arrived = time.perf_counter()  # loading the model, if it must, counts in its TTFT
         name, eng = await server.chat_engine(body.model, request)
         plan = plan_request(server, eng, body)
+        name_client(request, body.user)
         shape = ResponsesShape(name, body, plan.tools is not None, plan.options.logprobs)
         return await run(server, request, eng, plan, shape, body.stream, False, arrived)
 
@@ -79,6 +82,7 @@ async def _generate(
     arrived = time.perf_counter()  # loading the model, if it must, counts in its TTFT
     name, eng = await server.chat_engine(body.model, request)
     plan = plan_request(server, eng, body)
+    name_client(request, body.user)
     o = plan.options
     top = bool(getattr(body, "top_logprobs", None) or (not chat and body.logprobs))
     kind = ChatShape if chat else CompletionShape
@@ -107,8 +111,9 @@ async def run(
     tracker = Tracker(server.metrics, arrived)
     if stream:
         events = sse(chunks, tracker, shape, include_usage, request)
-        return GuardedStream(events, server.slots.release, media_type="text/event-stream")
+        release = functools.partial(server.slots.release, request)
+        return GuardedStream(events, release, media_type="text/event-stream")
     try:
         return JSONResponse(await collect(chunks, tracker, shape, request, cancel))
     finally:
-        await server.slots.release()
+        await server.slots.release(request)

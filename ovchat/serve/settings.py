@@ -10,6 +10,7 @@ from typing import Any
 from ..engine import DEFAULT_DEVICE, DEFAULT_KV_CACHE_GB, DEFAULT_PREFILL_CHUNK, Engine
 from ..engine.remote import EngineClient
 from ..options import GenerationOptions
+from .fairness import FAIR_RESERVE
 
 DEFAULT_HOST = "127.0.0.1"  # local only unless asked: there is no auth without --api-key
 DEFAULT_PORT = 8000
@@ -71,7 +72,7 @@ class ServerSettings:
                 device=self.device,
                 properties=self.properties,
                 kv_cache_gb=self.kv_cache_gb,
-                max_num_seqs=self.max_running,
+                max_num_seqs=self.max_running + FAIR_RESERVE,
                 prefill_chunk=self.prefill_chunk,
                 prompt_lookup=self.prompt_lookup,
                 warmup=WARMUP_PROMPT,
@@ -82,7 +83,7 @@ class ServerSettings:
             properties=self.properties,
             backend="batching",
             kv_cache_gb=self.kv_cache_gb,
-            max_num_seqs=self.max_running,
+            max_num_seqs=self.max_running + FAIR_RESERVE,
             prefill_chunk=self.prefill_chunk,
             prompt_lookup=self.prompt_lookup,
         )
