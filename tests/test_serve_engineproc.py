@@ -171,17 +171,32 @@ def test_killed_during_a_stream_ends_it_with_an_error_event(real_server):
         time.sleep(0.2)
 
 
+class Held(threading.Thread):
+    """A streamed request of client `user`, held open until `leave` is set."""
+
+    def __init__(self, url: str, user: str) -> None:
+        super().__init__(daemon=True)
+        self.url, self.user = url, user
+        self.admitted, self.leave = threading.Event(), threading.Event()
+
+    def run(self) -> None:
+        body = {"messages": USER, "max_tokens": 4000, "ignore_eos": True, "stream": True}
+        url = f"{self.url}/v1/chat/completions"
+        with httpx.stream("POST", url, json={**body, "user": self.user}, timeout=60) as r:
+            self.admitted.set()  # headers are sent once a slot is had
+            for _ in r.iter_lines():
+                if self.leave.is_set():
+                    return
+
+
 @pytest.mark.real
 def test_a_lone_client_is_not_starved_by_another_clients_flood(smollm2: Path):
     settings = Settings(model_dir=smollm2, kv_cache_gb=1, max_running=1, max_waiting=4)
-    long = {"messages": USER, "max_tokens": 4000, "ignore_eos": True, "stream": True}
-    with ServerThread(create_app(settings)) as s, httpx.Client(timeout=WAIT_SECONDS) as http:
-        flood = [http.stream("POST", f"{s.url}/v1/chat/completions", json={**long, "user": "a"})
-                 for _ in range(2)]  # fmt: skip
-        first = flood[0].__enter__()
-        next(first.iter_lines())  # the flood's first request runs; its second one waits
-        waiter = threading.Thread(target=lambda: flood[1].__enter__(), daemon=True)
-        waiter.start()
+    with ServerThread(create_app(settings)) as s:
+        flood = [Held(s.url, "a"), Held(s.url, "a")]
+        flood[0].start()
+        assert flood[0].admitted.wait(WAIT_SECONDS)
+        flood[1].start()  # the same client: it queues for the one slot
         deadline = time.monotonic() + WAIT_SECONDS
         while s.metrics()["ovchat_requests_waiting"] != 1:
             assert time.monotonic() < deadline
@@ -191,7 +206,9 @@ def test_a_lone_client_is_not_starved_by_another_clients_flood(smollm2: Path):
         assert r.status_code == 200, r.text
         m = s.metrics()
         assert m["ovchat_requests_waiting"] == 1 and m["ovchat_requests_running"] == 1
-        first.close()
-        waiter.join(WAIT_SECONDS)
-        flood[1].__exit__(None, None, None)
+        assert not flood[1].admitted.is_set()
+        for held in flood:
+            held.leave.set()
+        for held in flood:
+            held.join(WAIT_SECONDS)
         s.wait_idle()

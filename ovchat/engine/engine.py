@@ -45,7 +45,9 @@ DEFAULT_KV_CACHE_GB = 2.0  # batching: KV-cache pool shared by all requests
 DEFAULT_MAX_NUM_SEQS = 32  # batching: sequences decoded in one step
 # batching: tokens one engine step computes (genai's max_num_batched_tokens). A long prompt
 # is prefilled in chunks of this size between other requests' decode steps; a step holds
-# the GIL, so this also bounds how long the server cannot answer (benchmarks/prefill_hol.py).
+# the GIL, so in-process this also bounds how long nothing else runs (the server runs the
+# engine in a process of its own: remote.py), and it bounds how long a short prompt waits
+# for its first step (benchmarks/prefill_hol.py).
 DEFAULT_PREFILL_CHUNK = 128
 
 
