@@ -133,15 +133,21 @@ def test_health_answers_during_a_long_prefill_step(real_server):
 
 
 @pytest.mark.real
-def test_client_leaving_cancels_in_the_engine_process(real_server):
+@pytest.mark.parametrize("stream", [True, False])
+def test_client_leaving_cancels_in_the_engine_process(real_server, stream):
     s = real_server
     engine = engine_of(s)
     before = engine.finished["cancelled"]
-    body = {"messages": USER, "max_tokens": 4000, "ignore_eos": True, "stream": True}
-    with httpx.stream("POST", f"{s.url}/v1/chat/completions", json=body, timeout=60) as r:
-        for line in r.iter_lines():
-            if '"content":"' in line and '"content":""' not in line:
-                break  # text is flowing: leave
+    body = {"messages": USER, "max_tokens": 4000, "ignore_eos": True, "stream": stream}
+    url = f"{s.url}/v1/chat/completions"
+    if stream:
+        with httpx.stream("POST", url, json=body, timeout=60) as r:
+            for line in r.iter_lines():
+                if '"content":"' in line and '"content":""' not in line:
+                    break  # text is flowing: leave
+    else:  # the whole answer would take minutes: give up once tokens are being made
+        with pytest.raises(httpx.ReadTimeout):
+            httpx.post(url, json=body, timeout=httpx.Timeout(60, read=3))
     deadline = time.monotonic() + WAIT_SECONDS
     while engine.finished["cancelled"] == before:
         assert time.monotonic() < deadline, "the cancel never reached the engine process"

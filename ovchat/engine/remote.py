@@ -179,11 +179,11 @@ class EngineClient:
         ended = told = False
         try:
             while True:
+                if cancel.is_set() and not told:  # set by the caller: tell the engine
+                    told = self._cancel(rid)
                 try:
                     kind, payload = await asyncio.wait_for(aq.get(), CANCEL_POLL_SECONDS)
                 except TimeoutError:
-                    if cancel.is_set() and not told:
-                        told = self._cancel(rid)
                     continue
                 if kind == "end":
                     ended = True
@@ -210,11 +210,11 @@ class EngineClient:
         ended = told = False
         try:
             while True:
+                if cancel.is_set() and not told:
+                    told = self._cancel(rid)
                 try:
                     kind, payload = q.get(timeout=CANCEL_POLL_SECONDS)
                 except queue.Empty:
-                    if cancel.is_set() and not told:
-                        told = self._cancel(rid)
                     continue
                 if kind == "end":
                     ended = True
