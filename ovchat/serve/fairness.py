@@ -5,8 +5,9 @@ Without it, a client that keeps 16 long requests in flight holds every slot, and
 client's single request waits in the queue until one of them has finished — its whole
 prefill and answer (benchmarks/server_load.py measured a lone client's time to first token
 going from ~2 s to ~100 s under such a flood). With it, that request is admitted at once on
-a reserved slot; inside the engine, the step loop lets a short prompt go before long ones
-still being prefilled, so its first token comes within a few steps.
+a reserved slot. Inside the engine, the step loop lets a short prompt go before long ones
+already being prefilled; long prompts of different clients are still prefilled in arrival
+order (docs/server-load.md: what was measured).
 
 A client is the request's OpenAI `user` field when it sends one, else its address. The
 engine is sized for `max_running + FAIR_RESERVE` sequences (settings.py).
