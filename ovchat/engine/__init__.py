@@ -4,6 +4,8 @@ engine.py    Engine (LLMPipeline or ContinuousBatchingPipeline behind one primit
 planner.py   prompt → token ids → checks → answer budget (every front end uses it)
 sampling.py  GenerationOptions → genai's GenerationConfig
 steploop.py  the continuous-batching step loop
+remote.py    EngineClient: the batching Engine in a process of its own (the server's)
+enginecore.py  that process: the Engine behind a pipe; wire.py: the messages on the pipe
 streamer.py  token counting, incremental text, the channel between threads
 runtime.py   OpenVINO properties: defaults, what the recipe calls for, prompt lookup
 device.py    OpenVINO devices

@@ -45,7 +45,9 @@ DEFAULT_KV_CACHE_GB = 2.0  # batching: KV-cache pool shared by all requests
 DEFAULT_MAX_NUM_SEQS = 32  # batching: sequences decoded in one step
 # batching: tokens one engine step computes (genai's max_num_batched_tokens). A long prompt
 # is prefilled in chunks of this size between other requests' decode steps; a step holds
-# the GIL, so this also bounds how long the server cannot answer (benchmarks/prefill_hol.py).
+# the GIL, so in-process this also bounds how long nothing else runs (the server runs the
+# engine in a process of its own: remote.py), and it bounds how long a short prompt waits
+# for its first step (benchmarks/prefill_hol.py).
 DEFAULT_PREFILL_CHUNK = 128
 
 
@@ -168,22 +170,8 @@ class Engine:
             prompt, options, tools=tools, strict_budget=strict_budget, thinking=thinking
         )
         if strict_budget:
-            self._check_pool(plan)
+            check_pool(plan, self.kv_pool_tokens)
         return self.checked(plan)
-
-    def _check_pool(self, plan: Plan) -> None:
-        """Refuse answers that could never fit in the KV-cache pool together (n answers of
-        max_new_tokens after the prompt, which they share): genai would drop them midway."""
-        pool, o = self.kv_pool_tokens, plan.options
-        need = plan.prompt_tokens + o.n * o.max_new_tokens
-        if pool is not None and need > pool:
-            answers = f"{o.n} answers" if o.n > 1 else "an answer"
-            raise OptionError(
-                f"{answers} of up to {o.max_new_tokens} tokens after a {plan.prompt_tokens}-"
-                f"token prompt need {need} tokens of KV cache; this server's holds {pool}",
-                "ask for fewer tokens (max_tokens) or fewer answers (n)",
-                param="max_new_tokens",
-            )
 
     def checked(self, plan: Plan) -> Plan:
         """`plan` with genai's config for its options (built once, validated by genai, its
@@ -298,33 +286,8 @@ class Engine:
         else:
             base = self._pipe.get_config()
         if self.prompt_lookup:
-            base = self._model_defaults()
-        cfg = apply_options(base, options)
-        if self.prompt_lookup:
-            cfg.num_assistant_tokens = PROMPT_LOOKUP_TOKENS
-            cfg.max_ngram_size = PROMPT_LOOKUP_NGRAM
-        candidates = constraints(options, tools)
-        if candidates:
-            chosen = self._grammar_check().choose(candidates)
-            cfg.structured_output_config = chosen.build()
-        try:
-            cfg.validate()
-        except RuntimeError as e:
-            raise OptionError(f"the engine refused these options: {reason(e)}") from e
-        return cfg
-
-    def _model_defaults(self) -> Any:
-        """The model's own generation config. genai's prompt-lookup pipelines (both
-        backends) start from a blank one instead: no sampling defaults, no end token."""
-        import openvino_genai as ov_genai
-
-        path = self.path / "generation_config.json"
-        cfg = (
-            ov_genai.GenerationConfig(str(path)) if path.is_file() else ov_genai.GenerationConfig()
-        )
-        if cfg.eos_token_id < 0:
-            cfg.set_eos_token_id(self.tokenizer.get_eos_token_id())
-        return cfg
+            base = model_defaults(self.path, self.tokenizer)
+        return genai_config(base, options, tools, self.prompt_lookup, self._grammar_check)
 
     def _grammar_check(self) -> GrammarCheck:
         if self._grammar is None:
@@ -367,6 +330,22 @@ class Engine:
         return lambda wait: thread.join() if wait else None
 
 
+def check_pool(plan: Plan, pool: int | None) -> None:
+    """Refuse answers that could never fit in a KV-cache pool of `pool` tokens together (n
+    answers of max_new_tokens after the prompt, which they share): genai would drop them
+    midway."""
+    o = plan.options
+    need = plan.prompt_tokens + o.n * o.max_new_tokens
+    if pool is not None and need > pool:
+        answers = f"{o.n} answers" if o.n > 1 else "an answer"
+        raise OptionError(
+            f"{answers} of up to {o.max_new_tokens} tokens after a {plan.prompt_tokens}-"
+            f"token prompt need {need} tokens of KV cache; this server's holds {pool}",
+            "ask for fewer tokens (max_tokens) or fewer answers (n)",
+            param="max_new_tokens",
+        )
+
+
 def _ids_tensor(ids: Sequence[int]) -> Any:
     import numpy as np
     import openvino as ov
@@ -381,3 +360,39 @@ def _tokenized(ids: Sequence[int]) -> Any:
 
     mask = ov.Tensor(np.ones((1, len(ids)), dtype=np.int64))
     return ov_genai.TokenizedInputs(_ids_tensor(ids), mask)
+
+
+def genai_config(
+    base: Any,
+    options: GenerationOptions,
+    tools: ToolSet | None,
+    prompt_lookup: bool,
+    grammar: Callable[[], GrammarCheck],
+) -> Any:
+    """genai's config: `base` (the model's defaults) with `options` and the tools'
+    constraint applied, validated by genai now rather than mid-generation."""
+    cfg = apply_options(base, options)
+    if prompt_lookup:
+        cfg.num_assistant_tokens = PROMPT_LOOKUP_TOKENS
+        cfg.max_ngram_size = PROMPT_LOOKUP_NGRAM
+    candidates = constraints(options, tools)
+    if candidates:
+        chosen = grammar().choose(candidates)
+        cfg.structured_output_config = chosen.build()
+    try:
+        cfg.validate()
+    except RuntimeError as e:
+        raise OptionError(f"the engine refused these options: {reason(e)}") from e
+    return cfg
+
+
+def model_defaults(path: Path, tokenizer: Any) -> Any:
+    """The model's own generation config. genai's prompt-lookup pipelines (both backends)
+    start from a blank one instead: no sampling defaults, no end token."""
+    import openvino_genai as ov_genai
+
+    file = path / "generation_config.json"
+    cfg = ov_genai.GenerationConfig(str(file)) if file.is_file() else ov_genai.GenerationConfig()
+    if cfg.eos_token_id < 0:
+        cfg.set_eos_token_id(tokenizer.get_eos_token_id())
+    return cfg

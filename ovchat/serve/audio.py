@@ -100,7 +100,7 @@ async def _run(
     except OptionError as e:
         raise APIError.from_option(e) from e
     finally:
-        await server.slots.release()
+        await server.slots.release(request)
     server.metrics.transcribed_seconds.inc(transcript.seconds)
     return render(transcript, form.response_format, task)
 

@@ -73,7 +73,7 @@ def add_embedding_routes(app: FastAPI, server: ServerState) -> None:
         except OptionError as e:
             raise APIError.from_option(e) from e
         finally:
-            await server.slots.release()
+            await server.slots.release(request)
         server.metrics.embedded_tokens.inc(result.total_tokens)
         data = [
             {"object": "embedding", "index": i, "embedding": _encode(v, body.encoding_format)}

@@ -17,11 +17,12 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
+import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any
 
 from starlette.types import ASGIApp, Receive, Scope, Send
 
@@ -29,87 +30,18 @@ from ..engine import Engine
 from ..engine.embedder import Embedder
 from ..engine.reranker import Reranker
 from ..engine.transcriber import Transcriber
-from ..errors import DeviceError, InvalidModelError, OptionError, StorageError
 from ..library.held import Registration
-from ..modeldir import KIND_ARTICLE, Kind, ModelInfo, read_model_info
+from ..modeldir import KIND_ARTICLE, Kind, read_model_info
+from .enginegone import engine_restarting
 from .errors import APIError, echo
 from .metrics import Metrics
+from .served import KIND_DOES, KIND_ROUTES, LOAD_FAILURES, Served
 from .settings import ModelSpec, ServerSettings
 
 log = logging.getLogger("ovchat.serve")
 LOAD_RETRY_SECONDS = 30.0  # a model that failed to load is tried again after this long
 SWEEP_SECONDS = 1.0  # how often idle models are checked against keep_alive
 SCOPE_KEY = "ovchat_models"  # the models a request holds, in its ASGI scope
-State = Literal["unloaded", "loading", "loaded", "failed"]
-KIND_DOES = {"chat": "generates text", "embedding": "embeds text",
-             "rerank": "ranks documents", "speech": "transcribes audio"}  # fmt: skip
-KIND_ROUTES = {
-    "chat": "the chat or completion endpoints",
-    "embedding": "/v1/embeddings",
-    "rerank": "/v1/rerank",
-    "speech": "/v1/audio/transcriptions and /v1/audio/translations",
-}
-# What a failed load says to clients: the kind of problem, never the server's paths.
-LOAD_FAILURES: dict[type[Exception], str] = {
-    InvalidModelError: "its files are not a loadable OpenVINO export",
-    DeviceError: "its device is not available on this server",
-    OptionError: "OpenVINO refused the server's settings for it",
-    StorageError: "the server could not read or write its files",
-}
-
-
-@dataclass(eq=False)
-class Served:
-    """One model of the pool and where it stands."""
-
-    spec: ModelSpec
-    info: ModelInfo
-    state: State = "unloaded"
-    engine: Any = None  # an Engine (chat), Embedder, Reranker or Transcriber, once loaded
-    pinned: bool = False  # handed to create_app: never unloaded or closed here
-    users: int = 0  # requests holding it now
-    last_used: float = 0.0  # time.time()
-    load_seconds: float | None = None
-    error: str | None = None  # why the last load failed (for clients)
-    failed_at: float = 0.0
-    task: asyncio.Task[None] | None = None  # the load in progress
-    keep_alive: float | None = None  # a request's own (Ollama's keep_alive); None: the server's
-
-    @property
-    def id(self) -> str:
-        return self.spec.id
-
-    @property
-    def kind(self) -> Kind:
-        return self.info.kind
-
-    def card(self) -> dict[str, Any]:
-        """GET /v1/models: OpenAI's fields, then ovchat's."""
-        try:
-            created = int(self.spec.path.stat().st_mtime)
-        except OSError:
-            created = 0
-        return {
-            "id": self.id,
-            "object": "model",
-            "created": created,
-            "owned_by": "ovchat",
-            "kind": self.kind,
-            "state": self.state,
-            "context_length": self.info.context_length,
-        }
-
-    def record(self) -> dict[str, Any]:
-        """What `ovchat ps` shows (and GET /v1/models adds to OpenAI's fields)."""
-        return {
-            "id": self.id,
-            "dir": str(self.spec.path),
-            "kind": self.kind,
-            "state": self.state,
-            "load_seconds": None if self.load_seconds is None else round(self.load_seconds, 3),
-            "last_used": self.last_used or None,
-            "in_use": self.users,
-        }
 
 
 class ModelPool:
@@ -139,6 +71,7 @@ class ModelPool:
         self.started = False  # the default model was loaded once: the server is ready
         self._sweeper: asyncio.Task[None] | None = None
         self._tasks: set[asyncio.Task[None]] = set()
+        self._loop: asyncio.AbstractEventLoop | None = None  # the server's, once started
 
     @staticmethod
     def _single(settings: ServerSettings) -> tuple[ModelSpec, ...]:
@@ -193,7 +126,7 @@ class ModelPool:
     def release(self, s: Served) -> None:
         s.users -= 1
         s.last_used = time.time()
-        if self._over_limit():
+        if len(self._loaded()) > self.settings.max_loaded:
             task = asyncio.get_running_loop().create_task(self._make_room())
             self._tasks.add(task)  # held: the loop keeps only weak references to tasks
             task.add_done_callback(self._tasks.discard)
@@ -205,6 +138,10 @@ class ModelPool:
     # -- loading and unloading ----------------------------------------------------------------
     async def _ready(self, s: Served) -> Any:
         while True:
+            if s.state == "loaded" and getattr(s.engine, "dead", False):
+                self._engine_died(s, s.engine)  # before its reader thread said so
+            if s.restarting:
+                raise engine_restarting(s.id)
             if s.state == "loaded":
                 return s.engine
             if s.state == "failed" and time.time() - s.failed_at < LOAD_RETRY_SECONDS:
@@ -233,12 +170,34 @@ class ModelPool:
                 return
             s.engine, s.state, s.error = engine, "loaded", None
             s.load_seconds = time.perf_counter() - t0
+            self._watch(s, engine)
             self.metrics.model_loads.labels(s.id, "loaded").inc()
             self.metrics.model_load_seconds.labels(s.id).observe(s.load_seconds)
             log.info("model %s loaded in %.1f s", s.id, s.load_seconds)
         finally:
-            s.task = None
+            s.task, s.restarting = None, False
             self._publish()
+
+    def _watch(self, s: Served, engine: Any) -> None:
+        """An engine process that dies (remote.py) is reported here, on the loop."""
+        if hasattr(engine, "on_exit"):
+            engine.on_exit = functools.partial(self._died_elsewhere, s, engine)
+
+    def _died_elsewhere(self, s: Served, engine: Any) -> None:  # on the engine's reader thread
+        if self._loop is not None:
+            self._loop.call_soon_threadsafe(self._engine_died, s, engine)
+
+    def _engine_died(self, s: Served, engine: Any) -> None:
+        """Its answers in flight have ended with an error; new requests get a 503 while a
+        new engine process loads."""
+        if s.engine is not engine or s.state != "loaded":
+            return  # already seen, or unloaded on purpose
+        log.error("the engine process of model %s stopped; restarting it", s.id)
+        self.metrics.model_unloads.labels(s.id, "crashed").inc()
+        s.engine, s.state, s.restarting = None, "loading", True
+        threading.Thread(target=engine.close, daemon=True).start()  # it is gone: quick
+        s.task = asyncio.get_running_loop().create_task(self._load_task(s))
+        self._publish()
 
     def load(self, s: Served) -> Any:
         """Load `s`'s engine now (blocking): the batching Engine for chat models (warmed up),
@@ -261,15 +220,13 @@ class ModelPool:
         t0 = time.perf_counter()
         s.engine, s.state = self.load(s), "loaded"
         s.load_seconds = time.perf_counter() - t0
+        self._watch(s, s.engine)
         s.last_used = time.time()
         self.metrics.model_loads.labels(s.id, "loaded").inc()
         self.metrics.model_load_seconds.labels(s.id).observe(s.load_seconds)
 
     def _loaded(self) -> list[Served]:
         return [s for s in self.served if s.state in ("loaded", "loading")]
-
-    def _over_limit(self) -> bool:
-        return len(self._loaded()) > self.settings.max_loaded
 
     async def _make_room(self, keep: Served | None = None) -> None:
         """Unload the least recently used idle models until the limit holds (a model that is
@@ -338,6 +295,7 @@ class ModelPool:
         if not self.served:
             raise ValueError("ServerSettings.model_dir, .models or an engine is needed")
         self.registration = Registration()
+        self._loop = asyncio.get_running_loop()
         self._publish()
         if self.settings.keep_alive is not None:
             self._start_sweeper()

@@ -84,7 +84,7 @@ def add_rerank_routes(app: FastAPI, server: ServerState) -> None:
         except OptionError as e:
             raise APIError.from_option(e) from e
         finally:
-            await server.slots.release()
+            await server.slots.release(request)
         server.metrics.reranked_documents.inc(len(docs))
         results: list[dict[str, Any]] = []
         for r in ranking.results:

@@ -9,6 +9,7 @@ or server-sent events.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import threading
 import time
 from functools import partial
@@ -22,6 +23,7 @@ from ..engine.thinking_budget import budgeted
 from ..errors import OptionError
 from .admission import CLIENT_GONE, ClientGone
 from .errors import APIError
+from .fairness import name_client
 from .responses import ResponsesWriter
 from .responses_schema import ResponsesRequest
 from .schema import ChatRequest, CompletionRequest
@@ -52,6 +54,7 @@ def add_openai_routes(app: FastAPI, server: ServerState) -> None:
         arrived = time.perf_counter()  # loading the model, if it must, counts in its TTFT
         name, eng = await server.chat_engine(body.model, request)
         plan = await plan_request(server, eng, body)
+        name_client(request, body.user)
         writer = ResponsesWriter(name, body, plan.tools is not None, plan.options.logprobs)
         return await run(server, request, eng, plan, writer, body.stream, False, arrived)
 
@@ -93,6 +96,7 @@ async def _generate(
     arrived = time.perf_counter()  # loading the model, if it must, counts in its TTFT
     name, eng = await server.chat_engine(body.model, request)
     plan = await plan_request(server, eng, body)
+    name_client(request, body.user)
     o = plan.options
     top = bool(getattr(body, "top_logprobs", None) or (not chat and body.logprobs))
     kind = ChatWriter if chat else CompletionWriter
@@ -127,8 +131,9 @@ async def run(
     tracker = Tracker(server.metrics, arrived)
     if stream:
         events = sse(chunks, tracker, writer, include_usage, request)
-        return GuardedStream(events, server.slots.release, media_type=media_type)
+        release = functools.partial(server.slots.release, request)
+        return GuardedStream(events, release, media_type=media_type)
     try:
         return JSONResponse(await collect(chunks, tracker, writer, request, cancel))
     finally:
-        await server.slots.release()
+        await server.slots.release(request)

@@ -25,7 +25,9 @@ from pydantic import (
 from pydantic.json_schema import JsonDict
 
 from ..engine import DEFAULT_DEVICE, DEFAULT_KV_CACHE_GB, DEFAULT_PREFILL_CHUNK, Engine
+from ..engine.remote import EngineClient
 from ..options import GenerationOptions
+from .fairness import FAIR_RESERVE
 from .modelspecs import ModelSpec, model_specs
 
 __all__ = ["API_KEY_ENV", "ModelSpec", "ServerSettings", "explain"]
@@ -185,6 +187,11 @@ class ServerSettings(BaseModel):
     max_audio_seconds: Positive = Field(
         DEFAULT_MAX_AUDIO_SECONDS, description="longer audio gets 400"
     )
+    engine_process: bool = Field(
+        True,
+        description="run each chat model's engine in a process of its own, so that no engine "
+        "step holds up /health or other requests",
+    )
     grammar_timeout: Positive = Field(
         DEFAULT_GRAMMAR_TIMEOUT,
         description="seconds a request's JSON schema or grammar may take to compile; then 400",
@@ -238,17 +245,29 @@ class ServerSettings(BaseModel):
         specs = model_specs(names, library)
         return settings.model_copy(update={"model_dir": specs[0].path, "models": specs})
 
-    def load_engine(self) -> Engine:
-        """The server's engine: continuous batching, as many sequences as may run at once."""
+    def load_engine(self) -> Engine | EngineClient:
+        """The server's engine: continuous batching, as many sequences as may run at once
+        (in an engine process of its own with `engine_process`)."""
         if self.model_dir is None:
             raise ValueError("Settings.model_dir or an engine is needed")
+        if self.engine_process:
+            return EngineClient(
+                self.model_dir,
+                device=self.device,
+                properties=self.properties,
+                kv_cache_gb=self.kv_cache_gb,
+                max_num_seqs=self.max_running + FAIR_RESERVE,
+                prefill_chunk=self.prefill_chunk,
+                prompt_lookup=self.prompt_lookup,
+                warmup=WARMUP_PROMPT,
+            )
         engine = Engine(
             self.model_dir,
             device=self.device,
             properties=self.properties,
             backend="batching",
             kv_cache_gb=self.kv_cache_gb,
-            max_num_seqs=self.max_running,
+            max_num_seqs=self.max_running + FAIR_RESERVE,
             prefill_chunk=self.prefill_chunk,
             prompt_lookup=self.prompt_lookup,
         )

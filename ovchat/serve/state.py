@@ -18,7 +18,8 @@ from ..engine.embedder import Embedder
 from ..engine.structured import WHAT
 from ..errors import OptionError
 from ..modeldir import Kind
-from .admission import Slots, shutting_down
+from .admission import shutting_down
+from .fairness import FairSlots
 from .metrics import Metrics
 from .pool import ModelPool
 from .settings import ServerSettings
@@ -29,7 +30,7 @@ class ServerState:
     settings: ServerSettings
     metrics: Metrics = field(default_factory=Metrics)
     engine: Engine | None = None  # one model loaded by the caller (create_app's `engine`)
-    slots: Slots = field(init=False)
+    slots: FairSlots = field(init=False)
     pool: ModelPool = field(init=False)
     stopping: bool = False  # shutting down: in-flight answers were ended, nobody is admitted
     # Grammars compile here, one at a time, off the event loop (xgrammar holds no GIL then)
@@ -39,7 +40,7 @@ class ServerState:
 
     def __post_init__(self) -> None:
         s = self.settings
-        self.slots = Slots(s.max_running, s.max_waiting, self.metrics, lambda: self.stopping)
+        self.slots = FairSlots(s.max_running, s.max_waiting, self.metrics, lambda: self.stopping)
         self.pool = ModelPool(s, self.metrics, self.engine)
 
     async def chat_engine(self, name: str | None, request: Request) -> tuple[str, Engine]:

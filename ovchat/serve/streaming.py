@@ -21,7 +21,9 @@ from fastapi.responses import StreamingResponse
 from starlette.types import Receive, Scope, Send
 
 from ..engine import Chunk
+from ..engine.remote import EngineGoneError
 from .admission import CLIENT_GONE, DISCONNECT_POLL_SECONDS, shutting_down
+from .enginegone import engine_gone, engine_gone_body
 from .errors import error_body, log
 from .metrics import Metrics
 from .schema import usage
@@ -84,6 +86,8 @@ async def collect(
                 cancel.set()
                 request.scope["ovchat_outcome"] = CLIENT_GONE
         await task
+    except EngineGoneError:
+        raise engine_gone() from None
     finally:
         tracker.done()
     last = tracker.last
@@ -126,6 +130,10 @@ async def sse(
     except asyncio.CancelledError:
         request.scope["ovchat_outcome"] = CLIENT_GONE
         raise
+    except EngineGoneError:  # its engine process died: a 503, as for new requests
+        log.error("an answer ended: its engine process stopped")
+        request.scope["ovchat_outcome"] = "503"
+        yield writer.failure(engine_gone_body())
     except Exception:  # headers are gone: report in the stream, as OpenAI does
         # The detail (it may hold paths or addresses) goes to the log, not to the client.
         log.exception("generation failed")

@@ -45,8 +45,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         text = field.description or ""
         for other in ServerSettings.model_fields:
             text = text.replace(f"`{other}`", flag(other))
-        if field.annotation is bool:
-            group.add_argument(flag(name), action="store_true", help=text)
+        if field.annotation is bool:  # on by default: --no-NAME turns it off
+            action = argparse.BooleanOptionalAction if field.default else "store_true"
+            group.add_argument(flag(name), action=action, default=field.default, help=text)
             continue
         # int and float flags are parsed by argparse; the rest (durations, MIN:MAX, text)
         # reach the field's own validator as text.

@@ -28,7 +28,7 @@ from ...library.store import size_bytes
 from ...versions import versions
 from ..admission import CLIENT_GONE, ClientGone
 from ..errors import APIError, echo
-from ..pool import Served
+from ..served import Served
 from ..routes import plan_request, run
 from ..state import ServerState
 from .schema import ChatRequest, EmbedRequest, GenerateRequest, ModelRequest, _Generate
@@ -67,7 +67,7 @@ def add_ollama_routes(app: FastAPI, server: ServerState) -> None:
         except OptionError as e:
             raise APIError.from_option(e) from e
         finally:
-            await server.slots.release()
+            await server.slots.release(request)
         server.metrics.embedded_tokens.inc(result.total_tokens)
         return {
             "model": name,

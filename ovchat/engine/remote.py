@@ -1,0 +1,341 @@
+"""EngineClient: a batching Engine that runs in a process of its own (enginecore.py), with
+the Engine's interface — plan, checked, encode, render, astream, stream, generate, status,
+cancel_all, close — so that the server's routes work on it unchanged.
+
+Planning stays here: the tokenizer (openvino-tokenizers, a few MB) is loaded in this
+process too, so a request's prompt is tokenized, fitted to the window and its options
+checked by genai before anything is sent; only the plan's token ids and options cross the
+pipe. The chunks come back on a reader thread, which hands them to each request's consumer
+(an asyncio queue through `call_soon_threadsafe`, or a queue.Queue): the event loop never
+waits on the engine.
+
+If the engine process dies (killed, out of memory, a crash inside OpenVINO), every request
+in flight ends with an `EngineGoneError` and `dead` is set; `on_exit` (set by the server's
+pool) is called from the reader thread so that a new process can be started.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import itertools
+import multiprocessing
+import queue
+import threading
+from collections.abc import AsyncIterator, Callable, Iterator, Mapping
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+from ..errors import EngineError, OptionError
+from ..modeldir import check_model_dir, read_model_info
+from ..options import GenerationOptions
+from . import enginecore, wire
+from .device import DEFAULT_DEVICE
+from .engine import (
+    DEFAULT_KV_CACHE_GB,
+    DEFAULT_MAX_NUM_SEQS,
+    DEFAULT_PREFILL_CHUNK,
+    check_pool,
+    genai_config,
+    model_defaults,
+)
+from .planner import Plan, Planner, Prompt
+from .streamer import LoopSink, Sink
+from .structured import GrammarCheck, vocab_size
+from .tools import ToolSet
+from .types import Chunk, Completion, EngineStatus, Messages
+
+CANCEL_POLL_SECONDS = 0.1  # how often a waiting consumer checks its cancel event
+STOP_SECONDS = 30.0  # an engine process asked to stop is killed after this long
+LOAD_SECONDS = 3600.0  # generous: a big model on a slow disk
+
+
+class EngineGoneError(EngineError):
+    """The engine process stopped while requests were in flight (or before they were sent)."""
+
+
+class EngineClient:
+    """A chat model served by an engine process (continuous batching)."""
+
+    backend = "batching"
+
+    def __init__(
+        self,
+        model_dir: str | Path,
+        device: str = DEFAULT_DEVICE,
+        properties: Mapping[str, Any] | None = None,
+        kv_cache_gb: float = DEFAULT_KV_CACHE_GB,
+        max_num_seqs: int = DEFAULT_MAX_NUM_SEQS,
+        prefill_chunk: int = DEFAULT_PREFILL_CHUNK,
+        prompt_lookup: bool = False,
+        warmup: str | None = None,
+    ) -> None:
+        """Start the engine process and wait until it has loaded the model (raising the
+        error it met loading it, as Engine would)."""
+        import openvino_genai as ov_genai
+
+        self.path = check_model_dir(model_dir)
+        self.info = read_model_info(self.path)
+        self.device = device
+        self.prompt_lookup = prompt_lookup
+        args = wire.EngineArgs(
+            self.path, device, dict(properties or {}), kv_cache_gb, max_num_seqs,
+            prefill_chunk, prompt_lookup, warmup,
+        )  # fmt: skip
+        ctx = multiprocessing.get_context("spawn")  # never fork a process holding OpenVINO
+        self._conn, child = ctx.Pipe(duplex=True)
+        self._proc = ctx.Process(
+            target=enginecore.main, args=(child, args), name=f"ovchat-engine:{self.info.name}"
+        )
+        self._proc.daemon = True  # never outlives this process
+        self._proc.start()
+        child.close()
+        self.tokenizer = ov_genai.Tokenizer(str(self.path))
+        self.planner = Planner(self.tokenizer, self.info.context_length)
+        self._grammar: GrammarCheck | None = None
+        self._base: Any = None
+        first = self._conn.poll(LOAD_SECONDS) and self._recv_first()
+        if not isinstance(first, wire.Ready):
+            self._proc.join(5)
+            if self._proc.is_alive():
+                self._proc.kill()
+            self._conn.close()
+            if isinstance(first, wire.Failed):
+                raise first.error.exception()
+            raise EngineGoneError("the engine process stopped while loading the model")
+        self.pid = first.pid
+        self.kv_pool_tokens = first.kv_pool_tokens
+        self.load_seconds = first.load_seconds
+        self.dead = False
+        self.on_exit: Callable[[], None] | None = None
+        self._status = EngineStatus(0, 0, 0.0)
+        # answers ended by the engine, by finish reason ("cancelled": a Cancel reached it)
+        self.finished: collections.Counter[str] = collections.Counter()
+        self._ids = itertools.count()
+        self._sinks: dict[int, Sink] = {}
+        self._lock = threading.Lock()  # the sinks and the pipe's writing end
+        self._reader = threading.Thread(target=self._read, name="ovchat-engine-reader")
+        self._reader.daemon = True
+        self._reader.start()
+
+    def _recv_first(self) -> Any:
+        try:
+            return self._conn.recv()
+        except (EOFError, OSError):
+            return None
+
+    # -- prompts: the planner's, here -------------------------------------------------------
+    @property
+    def has_chat_template(self) -> bool:
+        return self.planner.has_chat_template
+
+    def render(self, messages: Messages, tools: ToolSet | None = None) -> str:
+        return self.planner.render(messages, tools)
+
+    def encode(self, text: str) -> list[int]:
+        return self.planner.encode(text)
+
+    def prompt_ids(self, prompt: Prompt, tools: ToolSet | None = None) -> list[int]:
+        return self.planner.prompt_ids(prompt, tools)
+
+    def plan(
+        self,
+        prompt: Prompt,
+        options: GenerationOptions | None = None,
+        *,
+        tools: ToolSet | None = None,
+        strict_budget: bool = False,
+        thinking: bool | None = None,
+    ) -> Plan:
+        """As Engine.plan: the planner's plan, checked against the engine's KV-cache pool
+        when the budget was asked for, with genai's config built here."""
+        plan = self.planner.plan(
+            prompt, options, tools=tools, strict_budget=strict_budget, thinking=thinking
+        )
+        if strict_budget:
+            check_pool(plan, self.kv_pool_tokens)
+        return self.checked(plan)
+
+    def checked(self, plan: Plan) -> Plan:
+        """`plan` with genai's config built and validated here (the engine process builds
+        its own from the same options): every mistake surfaces before anything is sent."""
+        if plan.config is not None:
+            return plan
+        if self._base is None:
+            self._base = model_defaults(self.path, self.tokenizer)
+        cfg = genai_config(self._base, plan.options, plan.tools, self.prompt_lookup, self._check)
+        return replace(plan, config=cfg)
+
+    def _check(self) -> GrammarCheck:
+        if self._grammar is None:
+            self._grammar = GrammarCheck(self.tokenizer, vocab_size(self.path, self.tokenizer))
+        return self._grammar
+
+    # -- the primitive ----------------------------------------------------------------------
+    async def astream(
+        self,
+        prompt: Prompt | Plan,
+        options: GenerationOptions | None = None,
+        cancel: threading.Event | None = None,
+    ) -> AsyncIterator[Chunk]:
+        """Engine.astream: the same chunks, made in the engine process. Leaving early (or
+        setting `cancel`) cancels the request there."""
+        plan = self.checked(prompt) if isinstance(prompt, Plan) else self.plan(prompt, options)
+        cancel = cancel or threading.Event()
+        aq: asyncio.Queue[Any] = asyncio.Queue()
+        rid = self._submit(plan, LoopSink(asyncio.get_running_loop(), aq))
+        ended = told = False
+        try:
+            while True:
+                if cancel.is_set() and not told:  # set by the caller: tell the engine
+                    told = self._cancel(rid)
+                try:
+                    kind, payload = await asyncio.wait_for(aq.get(), CANCEL_POLL_SECONDS)
+                except TimeoutError:
+                    continue
+                if kind == "end":
+                    ended = True
+                    if payload is not None:
+                        raise payload
+                    return
+                yield payload
+        finally:
+            cancel.set()
+            if not ended and not told:
+                self._cancel(rid)
+
+    def stream(
+        self,
+        prompt: Prompt | Plan,
+        options: GenerationOptions | None = None,
+        cancel: threading.Event | None = None,
+    ) -> Iterator[Chunk]:
+        """Engine.stream, for callers without an event loop."""
+        plan = self.checked(prompt) if isinstance(prompt, Plan) else self.plan(prompt, options)
+        cancel = cancel or threading.Event()
+        q: queue.Queue[Any] = queue.Queue()
+        rid = self._submit(plan, q)
+        ended = told = False
+        try:
+            while True:
+                if cancel.is_set() and not told:
+                    told = self._cancel(rid)
+                try:
+                    kind, payload = q.get(timeout=CANCEL_POLL_SECONDS)
+                except queue.Empty:
+                    continue
+                if kind == "end":
+                    ended = True
+                    if payload is not None:
+                        raise payload
+                    return
+                yield payload
+        finally:
+            cancel.set()
+            if not ended and not told:
+                self._cancel(rid)
+
+    def generate(
+        self, prompt: Prompt | Plan, options: GenerationOptions | None = None
+    ) -> Completion:
+        plan = self.checked(prompt) if isinstance(prompt, Plan) else self.plan(prompt, options)
+        if plan.options.n > 1:
+            raise OptionError(
+                "generate() gives one answer", "stream() gives n, each chunk with its index",
+                param="n",
+            )  # fmt: skip
+        return Completion.collect(self.stream(plan))
+
+    def status(self) -> EngineStatus:
+        """The engine's occupancy as it last reported it (every few tens of ms, or after the
+        step under way); requests sent since, and not ended, count as pending."""
+        s = self._status
+        unseen = len(self._sinks) - s.active - s.pending
+        return replace(s, pending=s.pending + unseen) if unseen > 0 else s
+
+    def cancel_all(self) -> None:
+        """End every answer in flight (finish reason "cancelled") and any submitted later."""
+        self._post(wire.CancelAll())
+
+    def close(self) -> None:
+        """Stop the engine process (its answers in flight end first); kill it if it does not
+        stop in time."""
+        self._post(wire.Stop())
+        self._proc.join(STOP_SECONDS)
+        if self._proc.is_alive():
+            self._proc.kill()
+            self._proc.join(5)
+        self._conn.close()
+        self._reader.join(5)
+
+    @property
+    def alive(self) -> bool:
+        return not self.dead and self._proc.is_alive()
+
+    # -- the pipe ----------------------------------------------------------------------------
+    def _submit(self, plan: Plan, sink: Sink) -> int:
+        rid = next(self._ids)
+        with self._lock:
+            if self.dead:
+                raise _gone()
+            self._sinks[rid] = sink
+        if not self._post(wire.Submit(rid, replace(plan, config=None))):
+            with self._lock:
+                self._sinks.pop(rid, None)
+            raise _gone()
+        return rid
+
+    def _cancel(self, rid: int) -> bool:
+        with self._lock:
+            held = rid in self._sinks
+        return held and self._post(wire.Cancel(rid))
+
+    def _post(self, msg: Any) -> bool:
+        with self._lock:
+            if self.dead:
+                return False
+            try:
+                self._conn.send(msg)
+                return True
+            except (OSError, ValueError):
+                return False
+
+    def _read(self) -> None:
+        """The reader thread: chunks to their consumers, until the pipe closes."""
+        while True:
+            try:
+                batch = self._conn.recv()
+            except (EOFError, OSError):
+                break
+            for msg in batch:
+                if isinstance(msg, wire.Out):
+                    if msg.chunk.finish_reason is not None:
+                        self.finished[msg.chunk.finish_reason] += 1
+                    sink = self._sinks.get(msg.rid)
+                    if sink is not None:
+                        sink.put(("text", msg.chunk))
+                elif isinstance(msg, wire.End):
+                    with self._lock:
+                        sink = self._sinks.pop(msg.rid, None)
+                    if sink is not None:
+                        err = None if msg.error is None else msg.error.exception()
+                        sink.put(("end", err))
+                elif isinstance(msg, wire.Status):
+                    self._status = msg.status
+        self._proc.join(STOP_SECONDS)
+        with self._lock:
+            self.dead = True
+            sinks, self._sinks = self._sinks, {}
+        self._status = EngineStatus(0, 0, 0.0)
+        for sink in sinks.values():  # requests in flight when the process died
+            sink.put(("end", _gone()))
+        unexpected = sinks or self._proc.exitcode not in (0, None)
+        if unexpected and self.on_exit is not None:
+            self.on_exit()
+
+
+def _gone() -> EngineGoneError:
+    return EngineGoneError(
+        "the engine process stopped unexpectedly", "it is being restarted; retry shortly"
+    )
