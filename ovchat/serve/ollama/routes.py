@@ -28,8 +28,8 @@ from ...library.store import size_bytes
 from ...versions import versions
 from ..admission import CLIENT_GONE, ClientGone
 from ..errors import APIError, echo
-from ..served import Served
 from ..routes import plan_request, run
+from ..served import Served
 from ..state import ServerState
 from .schema import ChatRequest, EmbedRequest, GenerateRequest, ModelRequest, _Generate
 from .writer import OllamaWriter, created_at, line
