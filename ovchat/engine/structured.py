@@ -25,7 +25,7 @@ from typing import Any
 
 from ..errors import OptionError, reason
 from ..options import GenerationOptions
-from . import grammarlimits
+from .grammarlimits import accepts_something, check_schema, check_text
 from .jsongrammar import compact_grammar
 from .tools import CALL_OPEN, CALL_SUFFIX, ToolSet, tool_param, tool_what
 
@@ -80,14 +80,14 @@ def constraints(options: GenerationOptions, tools: ToolSet | None = None) -> lis
     kind, text = options.constraint
     what = WHAT.get(kind, kind)
     if kind != "json_schema":
-        grammarlimits.check_text(kind, text, what, kind)
+        check_text(kind, text, what, kind)
         return [Constraint(f"{kind}:{text}", kind, partial(S, **{kind: text}))]
     out = []
     schema = json.loads(text)
-    grammarlimits.check_schema(schema, what, kind)
+    check_schema(schema, what, kind)
     ebnf = compact_grammar(schema)
     if ebnf is not None:
-        grammarlimits.check_text("grammar", ebnf, f"the grammar made from {what}", kind)
+        check_text("grammar", ebnf, f"the grammar made from {what}", kind)
         _check_accepts(ebnf, what, kind)
         out.append(Constraint(f"grammar:{ebnf}", kind, partial(S, grammar=ebnf)))
     out.append(Constraint(f"json_schema:{text}", kind, partial(S, json_schema=text)))
@@ -97,7 +97,7 @@ def constraints(options: GenerationOptions, tools: ToolSet | None = None) -> lis
 def _check_accepts(ebnf: str, what: str, param: str) -> None:
     """An OptionError unless the grammar made from a schema accepts some JSON value (else
     genai would constrain nothing and the model would write anything)."""
-    if not grammarlimits.accepts_something(ebnf):
+    if not accepts_something(ebnf):
         raise OptionError(
             f"{what} accepts no JSON value at all",
             "a $ref to itself, or a required property or item that must contain itself, "
@@ -134,7 +134,7 @@ def _tool_tags(tools: ToolSet, compact: bool) -> Any:
                 return None
             param = tool_param(tools.tools.index(t))
             what = f"the grammar made from {tool_what(t.name)}"
-            grammarlimits.check_text("grammar", ebnf, what, param)
+            check_text("grammar", ebnf, what, param)
             _check_accepts(ebnf, tool_what(t.name), param)
             content: Any = S.EBNF(ebnf)
         else:

@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from ..errors import OptionError
-from . import grammarlimits
+from .grammarlimits import check_schema
 
 # The call format: one JSON object per call between tags (Hermes). CALL_OPEN is also the
 # trigger after which genai constrains the call (tool_choice "auto").
@@ -157,7 +157,7 @@ def check_tools(
         raise OptionError(f"at most {MAX_TOOLS} tools", param="tools")
     out = [_tool(t, i) for i, t in enumerate(tools)]
     for i, tool in enumerate(out):  # before the schemas reach the template or a grammar
-        grammarlimits.check_schema(tool.schema, tool_what(tool.name), tool_param(i))
+        check_schema(tool.schema, tool_what(tool.name), tool_param(i))
     names = [t.name for t in out]
     for i, name in enumerate(names):
         if name in names[:i]:
