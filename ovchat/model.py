@@ -50,7 +50,12 @@ class Model:
         return self.engine.info.context_length
 
     def stream(
-        self, prompt_or_messages: str | Messages, *, raw: bool = False, **options: Any
+        self,
+        prompt_or_messages: str | Messages,
+        *,
+        raw: bool = False,
+        images: Sequence[Any] | None = None,
+        **options: Any,
     ) -> Iterator[Chunk]:
         """Stream an answer as `Chunk`s; the last one has empty text and a `finish_reason`.
 
@@ -60,8 +65,10 @@ class Model:
         repetition_penalty, presence_penalty, frequency_penalty, no_repeat_ngram_size, seed,
         stop) and constrained decoding (one of json_schema — a dict, JSON text or a pydantic
         model class —, regex, grammar). Leaving the loop early stops generation.
+        `images` (a vision model's: bytes, file paths, PIL images or HxWx3 uint8 arrays) go
+        with the last user message (docs/vision.md).
         """
-        return self.engine.stream(self._plan(prompt_or_messages, raw, None, options))
+        return self.engine.stream(self._plan(prompt_or_messages, raw, None, options, images))
 
     def _plan(
         self,
@@ -69,8 +76,21 @@ class Model:
         raw: bool,
         tools: Any,
         options: dict[str, Any],
+        images: Sequence[Any] | None = None,
     ) -> Any:
         opts = GenerationOptions(**options)
+        if images:
+            from .engine.vision import VisionEngine
+
+            if not isinstance(self.engine, VisionEngine):
+                raise OptionError(
+                    f"{self.name} is a text-only model: it does not take images",
+                    "load a vision-language model (ovchat list shows their kind: vision)",
+                    param="images",
+                )
+            if isinstance(prompt_or_messages, str) and not raw:
+                prompt_or_messages = [{"role": "user", "content": prompt_or_messages}]
+            return self.engine.plan(prompt_or_messages, opts, tools=tools, images=images)
         if isinstance(prompt_or_messages, str):
             if raw:
                 return self.engine.plan(prompt_or_messages, opts, tools=tools)
@@ -80,10 +100,16 @@ class Model:
         return self.engine.plan(prompt_or_messages, opts, tools=tools)
 
     def generate(
-        self, prompt_or_messages: str | Messages, *, raw: bool = False, **options: Any
+        self,
+        prompt_or_messages: str | Messages,
+        *,
+        raw: bool = False,
+        images: Sequence[Any] | None = None,
+        **options: Any,
     ) -> str:
         """The whole answer as one string (see `stream` for the arguments)."""
-        return "".join(c.text for c in self.stream(prompt_or_messages, raw=raw, **options))
+        chunks = self.stream(prompt_or_messages, raw=raw, images=images, **options)
+        return "".join(c.text for c in chunks)
 
     def complete(
         self,
@@ -159,4 +185,7 @@ def load(
 
         return EmbeddingModel(Embedder(path, device=device, properties=properties))
     props = {**CONVERSATION_PROPERTIES, **properties}
-    return Model(Engine(path, device=device, properties=props, prompt_lookup=prompt_lookup))
+    from .engine.vision import open_engine
+
+    engine = open_engine(path, device=device, properties=props, prompt_lookup=prompt_lookup)
+    return Model(engine)

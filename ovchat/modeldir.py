@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
+from .convert.vision import LANGUAGE_IR, VISION_IR, is_vision_dir
 from .errors import InvalidModelError
 from .paths import models_dir
 
@@ -26,12 +27,14 @@ REQUIRED_FILES = (
 )
 # An embedding model only encodes: it needs no detokenizer.
 EMBEDDING_FILES = REQUIRED_FILES[:3]
+# A vision-language model: a language model and a vision encoder (convert/vision.py).
+VISION_FILES = (LANGUAGE_IR, VISION_IR, *REQUIRED_FILES[2:])
 CONTEXT_KEYS = ("max_position_embeddings", "n_positions", "max_sequence_length")
 EMBEDDING_TASKS = ("feature-extraction", "sentence-similarity")
 # An IR made by another tool: a chat model's output is named "logits".
 _LOGITS = re.compile(r'names="(?:[^"]*,)?logits(?:,[^"]*)?"')
 
-Kind = Literal["chat", "embedding"]
+Kind = Literal["chat", "embedding", "vision"]
 
 
 @dataclass(frozen=True)
@@ -47,7 +50,9 @@ class ModelInfo:
 
 def is_model_dir(path: Path) -> bool:
     """Looks like an export (the check proper is `check_model_dir`)."""
-    return path.is_dir() and ((path / REQUIRED_FILES[0]).is_file() or (path / MANIFEST).is_file())
+    return path.is_dir() and (
+        (path / REQUIRED_FILES[0]).is_file() or (path / MANIFEST).is_file() or is_vision_dir(path)
+    )
 
 
 def check_model_dir(path: str | Path) -> Path:
@@ -59,7 +64,8 @@ def check_model_dir(path: str | Path) -> Path:
         raise InvalidModelError(
             f"{p} is not a directory", "export it first: ovchat export MODEL OUTPUT_DIR"
         )
-    needed = EMBEDDING_FILES if model_kind(p) == "embedding" else REQUIRED_FILES
+    kind = model_kind(p)
+    needed = {"embedding": EMBEDDING_FILES, "vision": VISION_FILES}.get(kind, REQUIRED_FILES)
     missing = [f for f in needed if not (p / f).is_file()]
     if missing:
         raise InvalidModelError(
@@ -70,8 +76,11 @@ def check_model_dir(path: str | Path) -> Path:
 
 
 def model_kind(path: Path, manifest: dict[str, Any] | None = None) -> Kind:
-    """ "embedding" for a text-embedding export, else "chat": from the manifest's task, or
-    for an export made by another tool, from the IR's output names."""
+    """ "vision" for a vision-language export (it has a vision encoder), "embedding" for a
+    text-embedding export, else "chat": from the manifest's task, or for an export made by
+    another tool, from the IR's output names."""
+    if is_vision_dir(path):
+        return "vision"
     if manifest is None:
         manifest = {}
         with contextlib.suppress(OSError, ValueError):
@@ -120,6 +129,8 @@ def read_model_info(path: Path) -> ModelInfo:
     ctx = DEFAULT_CONTEXT_LENGTH
     if (path / "config.json").is_file():
         cfg = read_json_object(path / "config.json")
+        if isinstance(cfg.get("text_config"), dict):  # a vision-language model's text part
+            cfg = {**cfg["text_config"], **cfg}
         for key in CONTEXT_KEYS:
             value = cfg.get(key)
             if isinstance(value, int) and not isinstance(value, bool):

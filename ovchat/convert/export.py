@@ -36,6 +36,7 @@ from ..versions import versions
 from .quiet import capture_nncf_log, quiet_libraries
 from .recipe import GGUF_FORMAT, Recipe
 from .stats import weight_statistics
+from .vision import main_ir, write_preprocessor_config
 
 MANIFEST_FORMAT = 1
 # An export is built in a hidden sibling `.NAME.partial-TOKEN`, owned through the lock file
@@ -167,6 +168,7 @@ def _export(
     applied: dict[str, Any] = {}
     with capture_nncf_log() as nncf_lines:
         _optimum_export(hf_model, ir, recipe, say)
+        write_preprocessor_config(ir)  # a vision-language model's image settings for genai
         if recipe.weight_format == GGUF_FORMAT:
             from .gguf_exact import apply
 
@@ -181,7 +183,7 @@ def _export(
         gc = json.loads(gc_path.read_text()) if gc_path.is_file() else {}
         gc_path.write_text(json.dumps({**gc, **generation}, indent=2) + "\n")
     say("checking the result")
-    stats = weight_statistics(ir / "openvino_model.xml")
+    stats = weight_statistics(main_ir(ir))
     manifest = {
         "format": MANIFEST_FORMAT,
         "name": name or (Path(model).stem if kind == "gguf" else model),

@@ -1,0 +1,45 @@
+"""Vision-language models (image-text-to-text): what ovchat knows of their exported layout.
+
+optimum-intel exports them (task `image-text-to-text`) as several IRs: the language model
+(`openvino_language_model.xml`), the text embeddings and the vision encoder, plus the
+image processor's settings; openvino-genai's VLMPipeline and ContinuousBatchingPipeline read
+that directory as it is. ovchat adds nothing to the IRs.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+VISION_TASK = "image-text-to-text"
+LANGUAGE_IR = "openvino_language_model.xml"
+VISION_IR = "openvino_vision_embeddings_model.xml"
+TEXT_IR = "openvino_model.xml"
+
+
+def is_vision_dir(path: Path) -> bool:
+    """An exported vision-language model: a vision encoder beside a language model."""
+    return (path / VISION_IR).is_file() and (path / LANGUAGE_IR).is_file()
+
+
+def main_ir(path: Path) -> Path:
+    """The IR holding most weights: the language model of a VLM, else the one model."""
+    return path / LANGUAGE_IR if is_vision_dir(path) else path / TEXT_IR
+
+
+def write_preprocessor_config(path: Path) -> bool:
+    """Write `preprocessor_config.json` from `processor_config.json` when it is missing.
+
+    transformers 5 saves a processor's settings nested in processor_config.json; openvino-genai
+    reads the image processor's (image size, mean, std) from preprocessor_config.json and
+    falls back to its own defaults without it, which mismatch a model built for other sizes.
+    Returns whether it wrote the file."""
+    import json
+
+    target, source = path / "preprocessor_config.json", path / "processor_config.json"
+    if target.is_file() or not source.is_file():
+        return False
+    nested = json.loads(source.read_text()).get("image_processor")
+    if not isinstance(nested, dict):
+        return False
+    target.write_text(json.dumps(nested, indent=2) + "\n")
+    return True

@@ -1,0 +1,150 @@
+"""Vision-language models: a tiny random-weight LLaVA exported with optimum-intel and run by
+openvino-genai, checked against PyTorch on the same weights and image; images in the Python
+API and the CLI; bad images refused with the part named."""
+
+from __future__ import annotations
+
+import io
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+from conftest import run_cli
+from vlmbuild import LLAVA_IMAGE_SIZE, LLAVA_IMAGE_TOKENS
+
+import ovchat
+from ovchat.engine.images import MAX_IMAGE_BYTES, MAX_IMAGES, ImageError
+from ovchat.errors import OptionError
+from ovchat.modeldir import check_model_dir, read_model_info
+
+F32 = {"INFERENCE_PRECISION_HINT": "f32"}  # genai at f32, as PyTorch: same greedy tokens
+TOKENS = 12
+
+
+def flat(rgb: tuple[int, int, int]) -> np.ndarray:
+    img = np.zeros((LLAVA_IMAGE_SIZE, LLAVA_IMAGE_SIZE, 3), np.uint8)
+    img[...] = rgb
+    return img
+
+
+def png(img: np.ndarray) -> bytes:
+    from PIL import Image
+
+    buf = io.BytesIO()
+    Image.fromarray(img).save(buf, format="PNG")
+    return buf.getvalue()
+
+
+def torch_answer(hf: Path, question: str, img: np.ndarray) -> str:
+    """PyTorch's greedy answer: the model's chat template with the image first in the user
+    message, the image token repeated as LlavaProcessor does, CLIP's image processor."""
+    import torch
+    from transformers import AutoTokenizer, CLIPImageProcessor, LlavaForConditionalGeneration
+
+    tok = AutoTokenizer.from_pretrained(hf)
+    model = LlavaForConditionalGeneration.from_pretrained(hf).eval()
+    content = [{"type": "image"}, {"type": "text", "text": question}]
+    text = tok.apply_chat_template(
+        [{"role": "user", "content": content}], tokenize=False, add_generation_prompt=True
+    )
+    text = text.replace("<image>", "<image>" * LLAVA_IMAGE_TOKENS)
+    ids = tok(text, return_tensors="pt", add_special_tokens=False).input_ids
+    pixels = CLIPImageProcessor.from_pretrained(hf)(images=img, return_tensors="pt").pixel_values
+    with torch.no_grad():
+        out = model.generate(
+            input_ids=ids, pixel_values=pixels, max_new_tokens=TOKENS, do_sample=False
+        )
+    return str(tok.decode(out[0, ids.shape[1] :], skip_special_tokens=True))
+
+
+@pytest.fixture(scope="module")
+def llava(tiny_llava: Path) -> Any:
+    with ovchat.load(tiny_llava, **F32) as m:
+        yield m
+
+
+def test_export_is_a_vision_model(tiny_llava):
+    assert check_model_dir(tiny_llava) == tiny_llava.resolve()
+    info = read_model_info(tiny_llava)
+    assert info.kind == "vision" and info.context_length == 512  # from text_config
+    assert (tiny_llava / "openvino_vision_embeddings_model.xml").is_file()
+    # genai reads the image size from here (transformers 5 writes processor_config.json)
+    assert '"shortest_edge": 56' in (tiny_llava / "preprocessor_config.json").read_text()
+
+
+@pytest.mark.parametrize("rgb", [(200, 40, 90), (10, 220, 30)])
+def test_answers_match_pytorch(llava, tiny_llava_hf, rgb):
+    img = flat(rgb)
+    question = "Describe the picture."
+    ours = llava.generate(question, images=[img], max_new_tokens=TOKENS, temperature=0)
+    assert ours == torch_answer(tiny_llava_hf, question, img)
+    # the image is really seen: another picture, another answer
+    other = flat(tuple(255 - c for c in rgb))  # type: ignore[arg-type]
+    assert llava.generate(question, images=[other], max_new_tokens=TOKENS, temperature=0) != ours
+
+
+def test_image_sources_and_conversation(llava, tmp_path):
+    img = flat((200, 40, 90))
+    path = tmp_path / "red.png"
+    path.write_bytes(png(img))
+    q = "What is this?"
+    answers = {
+        llava.generate(q, images=[src], max_new_tokens=8, temperature=0)
+        for src in (img, png(img), path, str(path))
+    }
+    assert len(answers) == 1  # an array, PNG bytes and a file are the same image
+    # a conversation resends its images with every turn
+    chat = llava.chat(max_new_tokens=6, temperature=0)
+    first = chat.send(q, images=[path])
+    assert first == llava.generate(q, images=[path], max_new_tokens=6, temperature=0)
+    second = chat.send("And the colour?")
+    msgs = chat.messages
+    assert msgs[0]["content"] == "<ov_genai_image_0>" + q and msgs[1]["content"] == first
+    again = llava.generate([*msgs[:2], {"role": "user", "content": "And the colour?"}],
+                           images=[path], max_new_tokens=6, temperature=0)  # fmt: skip
+    assert second == again
+
+
+def test_bad_images_name_the_part(llava, tiny_llama, tmp_path):
+    from PIL import Image
+
+    with pytest.raises(ImageError, match="not an image") as e:
+        llava.generate("hi", images=[png(flat((1, 2, 3))), b"GIF89a nonsense"])
+    assert e.value.param == "images[1]"
+    with pytest.raises(ImageError, match=f"at most {MAX_IMAGES}"):
+        llava.generate("hi", images=[flat((1, 2, 3))] * (MAX_IMAGES + 1))
+    with pytest.raises(ImageError, match="MB"):
+        llava.generate("hi", images=[b"\x89PNG" + b"\0" * MAX_IMAGE_BYTES])
+    huge = tmp_path / "huge.png"
+    Image.new("1", (5000, 4000)).save(huge)  # small on disk, 20 megapixels decoded
+    assert huge.stat().st_size < MAX_IMAGE_BYTES
+    with pytest.raises(ImageError, match="5000x4000 pixels") as e:
+        llava.generate("hi", images=[huge])
+    assert e.value.param == "images[0]"
+    with pytest.raises(ImageError, match="cannot read"):
+        llava.generate("hi", images=[tmp_path / "missing.png"])
+    with ovchat.load(tiny_llama) as text_only:
+        with pytest.raises(OptionError, match="text-only model") as e:
+            text_only.generate("hi", images=[flat((1, 2, 3))])
+        assert e.value.param == "images"
+
+
+def test_cli_generate_with_images(tiny_llava, tmp_path):
+    red = tmp_path / "red.png"
+    red.write_bytes(png(flat((200, 40, 90))))
+    args = ["generate", str(tiny_llava), "Describe the picture.", "--temperature", "0",
+            "--max-tokens", "8", "-p", "INFERENCE_PRECISION_HINT=f32"]  # fmt: skip
+    one = run_cli(*args, "--image", str(red))
+    assert one.returncode == 0, one.stderr
+    with ovchat.load(tiny_llava, **F32) as m:
+        expected = m.generate("Describe the picture.", images=[red], max_new_tokens=8,
+                              temperature=0)  # fmt: skip
+    assert one.stdout.strip() == expected.strip()
+    two = run_cli(*args, "--image", str(red), "--image", str(red))
+    assert two.returncode == 0, two.stderr
+    bad = tmp_path / "notes.txt"
+    bad.write_text("hello")
+    refused = run_cli(*args, "--image", str(bad))
+    assert refused.returncode == 2
+    assert "not an image" in refused.stderr and "--image" in refused.stderr
