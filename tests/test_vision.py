@@ -133,8 +133,8 @@ def test_bad_images_name_the_part(llava, tiny_llama, tmp_path):
 def test_cli_generate_with_images(tiny_llava, tmp_path):
     red = tmp_path / "red.png"
     red.write_bytes(png(flat((200, 40, 90))))
-    args = ["generate", str(tiny_llava), "Describe the picture.", "--temperature", "0",
-            "--max-tokens", "8", "-p", "INFERENCE_PRECISION_HINT=f32"]  # fmt: skip
+    args = ["generate", "-m", str(tiny_llava), "Describe the picture.", "--temperature", "0",
+            "--max-new-tokens", "8", "-p", "INFERENCE_PRECISION_HINT=f32"]  # fmt: skip
     one = run_cli(*args, "--image", str(red))
     assert one.returncode == 0, one.stderr
     with ovchat.load(tiny_llava, **F32) as m:
@@ -148,3 +148,23 @@ def test_cli_generate_with_images(tiny_llava, tmp_path):
     refused = run_cli(*args, "--image", str(bad))
     assert refused.returncode == 2
     assert "not an image" in refused.stderr and "--image" in refused.stderr
+
+
+def test_chat_image_command(tiny_llava, tmp_path):
+    red = tmp_path / "red.png"
+    red.write_bytes(png(flat((200, 40, 90))))
+    (tmp_path / "notes.txt").write_text("hello")
+    lines = [f"/image {tmp_path / 'notes.txt'}", f"/image {red}", "Describe the picture.", "/save "
+             + str(tmp_path / "conv.json")]  # fmt: skip
+    r = run_cli("chat", "-m", str(tiny_llava), "-n", "8", "-t", "0", "--no-stats",
+                "-p", "INFERENCE_PRECISION_HINT=f32", input="\n".join(lines) + "\n")  # fmt: skip
+    assert "not an image" in r.stderr  # the text file is refused, the chat goes on
+    assert "image attached (1)" in r.stdout + r.stderr
+    import json
+
+    saved = json.loads((tmp_path / "conv.json").read_text())
+    assert saved[0]["content"] == "<ov_genai_image_0>Describe the picture."
+    with ovchat.load(tiny_llava, **F32) as m:
+        expected = m.generate("Describe the picture.", images=[red], max_new_tokens=8,
+                              temperature=0)  # fmt: skip
+    assert saved[1]["content"] == expected

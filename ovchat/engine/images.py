@@ -88,7 +88,10 @@ def load(source: ImageSource, param: str = "image") -> Any:
             data = path.read_bytes()
         except OSError as e:
             raise ImageError(f"cannot read {path}: {e.strerror or e}", param=param) from e
-        img = decode(data, param)
+        try:
+            img = decode(data, param)
+        except ImageError as e:
+            raise ImageError(f"{path}: {e.message}", e.hint, param=param) from e
     elif hasattr(source, "convert") and hasattr(source, "size"):  # a PIL image
         img = source.convert("RGB")
     else:

@@ -6,11 +6,12 @@ import argparse
 import dataclasses
 import json
 import sys
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from ..engine import DEFAULT_DEVICE, Completion, Engine
+from ..engine import DEFAULT_DEVICE, Completion
+from ..engine.images import MAX_IMAGES
 from ..errors import OptionError
 from ..library import resolve
 from ..options import GenerationOptions
@@ -24,7 +25,12 @@ from .cliargs import (
     stats_line,
 )
 
-FLAGS = {"raw": "--raw", "prompt": "PROMPT"}
+FLAGS = {
+    "raw": "--raw",
+    "prompt": "PROMPT",
+    "images": "--image",
+    **{f"images[{i}]": "--image" for i in range(MAX_IMAGES)},
+}
 
 
 def generate(
@@ -37,16 +43,20 @@ def generate(
     properties: Mapping[str, Any] | None = None,
     on_text: Callable[[str], None] | None = None,
     prompt_lookup: bool = False,
+    images: Sequence[str | Path] = (),
 ) -> Completion:
     """Answer `prompt` once. `raw` sends it as is (no chat template, no special tokens);
-    `prompt_lookup` decodes with prompt-lookup drafts (see Engine)."""
+    `prompt_lookup` decodes with prompt-lookup drafts (see Engine); `images` (files) go
+    with the prompt to a vision-language model."""
     if raw and system:
         raise OptionError(
             "a system message has no effect on a raw prompt",
             "put it in the raw prompt",
             param="raw",
         )
-    engine = Engine(
+    from ..engine.vision import VisionEngine, open_engine
+
+    engine = open_engine(
         resolve(model), device=device, properties=properties, prompt_lookup=prompt_lookup
     )
     if raw:
@@ -55,7 +65,17 @@ def generate(
         request = ([{"role": "system", "content": system}] if system else []) + [
             {"role": "user", "content": prompt}
         ]
-    return Completion.collect(engine.stream(engine.plan(request, options)), on_text)
+    if images and not isinstance(engine, VisionEngine):
+        raise OptionError(
+            f"{engine.info.name} is a text-only model: it does not take images",
+            "choose a vision-language model (ovchat list shows their kind: vision)",
+            param="images",
+        )
+    if images:
+        plan = engine.plan(request, options, images=list(images))  # type: ignore[call-arg]
+    else:
+        plan = engine.plan(request, options)
+    return Completion.collect(engine.stream(plan), on_text)
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -63,6 +83,13 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     add_model_arguments(p)
     p.add_argument("-s", "--system", help="system message")
     p.add_argument("--raw", action="store_true", help="send the prompt as is, no chat template")
+    p.add_argument(
+        "--image",
+        action="append",
+        default=[],
+        metavar="FILE",
+        help="an image for a vision-language model (repeatable; png, jpeg, webp, gif, bmp)",
+    )
     p.add_argument("--json", action="store_true", help="print one JSON object: text and stats")
     p.add_argument("--stats", action="store_true", help="print speed stats to stderr")
     add_prompt_lookup_argument(p)
@@ -98,6 +125,7 @@ def main(args: argparse.Namespace) -> int:
         properties=props,
         on_text=None if args.json else echo,
         prompt_lookup=args.prompt_lookup,
+        images=args.image,
     )
     if args.json:
         print(json.dumps(dataclasses.asdict(result), ensure_ascii=False))
