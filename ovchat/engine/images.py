@@ -114,6 +114,18 @@ def tensor(img: Any) -> Any:
     return ov.Tensor(arr[None])
 
 
-def load_all(sources: Sequence[ImageSource], param: str = "images") -> list[Any]:
-    check_count(len(sources), param)
-    return [load(s, f"{param}[{i}]") for i, s in enumerate(sources)]
+def load_all(
+    sources: Sequence[ImageSource], param: str = "images", names: Sequence[str] | None = None
+) -> list[Any]:
+    """Every image, checked; errors name `param[i]`, or with `names` (where a request holds
+    each image, e.g. "messages[0].content[1]") that name, also at the start of the message."""
+    check_count(len(sources), names[min(len(names) - 1, MAX_IMAGES)] if names else param)
+    if names is None:
+        return [load(s, f"{param}[{i}]") for i, s in enumerate(sources)]
+    out = []
+    for source, name in zip(sources, names, strict=True):
+        try:
+            out.append(load(source, name))
+        except ImageError as e:
+            raise ImageError(f"{name}: {e.message}", e.hint, param=name) from e
+    return out

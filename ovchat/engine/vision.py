@@ -97,11 +97,12 @@ class VisionEngine(Engine):
         tools: ToolSet | None = None,
         strict_budget: bool = False,
         images: Sequence[ImageSource] = (),
-        image_param: str = "images",
+        image_names: Sequence[str] | None = None,
     ) -> Plan:
         """The Engine's plan, with `images` (bytes, paths, PIL images or HxWx3 arrays)
-        decoded and checked (engine/images.py limits); errors name `image_param[i]`."""
-        tensors = load_all(images, image_param) if images else []
+        decoded and checked (engine/images.py limits); errors name `images[i]`, or
+        `image_names[i]` (where the request holds it)."""
+        tensors = load_all(images, "images", image_names) if images else []
         prompt = with_images(prompt, len(tensors))
         text = self.planner.text(prompt, tools)
         plan = super().plan(prompt, options, tools=tools, strict_budget=strict_budget)

@@ -161,7 +161,7 @@ class ModelPool:
         """The loaded engine of `name` (loading it first, or waiting for its load); it stays
         loaded until `release()` — done by ReleaseModels for requests that pass `scope`."""
         s = self.find(name)
-        if s.kind != kind:
+        if s.kind != kind and not (kind == "chat" and s.kind == "vision"):
             does = "embeds text" if s.kind == "embedding" else "generates text"
             use = "/v1/embeddings" if s.kind == "embedding" else "the chat or completion endpoints"
             raise APIError(

@@ -19,6 +19,7 @@ from ..engine import Engine, Plan
 from ..errors import OptionError
 from .admission import CLIENT_GONE, ClientGone
 from .errors import APIError
+from .images import request_images
 from .responses import ResponsesShape
 from .responses_schema import ResponsesRequest
 from .schema import ChatRequest, CompletionRequest
@@ -62,8 +63,14 @@ def plan_request(server: ServerState, eng: Engine, body: Any) -> Plan:
         # Inline, not in a thread: genai's step() holds the GIL, so a thread hop costs a step.
         # (A new constraint is compiled here too: ~1 ms, once per distinct schema.)
         strict = body.budget() is not None  # OpenAI: an asked budget beyond the window is an error
+        imgs = request_images(body, eng, server.settings.allow_image_urls)
+        more = {"images": imgs.sources, "image_names": imgs.names} if imgs else {}
         plan = eng.plan(
-            body.engine_prompt(), body.options(), tools=body.tool_set(), strict_budget=strict
+            body.engine_prompt(),
+            body.options(),
+            tools=body.tool_set(),
+            strict_budget=strict,
+            **more,
         )
     except OptionError as e:
         raise APIError.from_option(e, body.params()) from e

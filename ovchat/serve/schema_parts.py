@@ -57,6 +57,16 @@ class TextPart(Shape):
     text: str
 
 
+class ImageURL(Shape):
+    url: str  # a data: URL (or http(s) when the server allows fetching: serve/images.py)
+    detail: Literal["auto", "low", "high"] | None = None  # the model's processor decides
+
+
+class ImagePart(Shape):
+    type: Literal["image_url"]
+    image_url: ImageURL
+
+
 # -- tools -----------------------------------------------------------------------------------
 class FunctionDef(Shape):
     name: str

@@ -51,6 +51,7 @@ class ServerSettings:
     max_loaded: int = DEFAULT_MAX_LOADED
     keep_alive: float | None = None  # seconds idle before a model unloads (None: never)
     prompt_lookup: bool = False  # prompt-lookup decoding (Engine's prompt_lookup)
+    allow_image_urls: bool = False  # fetch http(s) image URLs (off: data: URLs only)
 
     @staticmethod
     def api_key_from_env() -> str | None:
@@ -60,7 +61,9 @@ class ServerSettings:
         """The server's engine: continuous batching, as many sequences as may run at once."""
         if self.model_dir is None:
             raise ValueError("Settings.model_dir or an engine is needed")
-        engine = Engine(
+        from ..engine.vision import open_engine
+
+        engine = open_engine(
             self.model_dir,
             device=self.device,
             properties=self.properties,

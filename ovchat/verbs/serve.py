@@ -77,6 +77,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="open connections; more are answered 503 (%(default)s)")  # fmt: skip
     add_ray_arguments(p)
     add_prompt_lookup_argument(p)
+    p.add_argument("--allow-image-urls", action="store_true",
+                   help="fetch http(s) image URLs in requests (off: data: URLs only)")  # fmt: skip
 
 
 def add_ray_arguments(p: argparse.ArgumentParser) -> None:
@@ -172,6 +174,7 @@ def settings_from_args(a: argparse.Namespace) -> ServerSettings:
         read_timeout=a.read_timeout,
         max_connections=a.max_connections,
         prompt_lookup=a.prompt_lookup,
+        allow_image_urls=a.allow_image_urls,
     )
 
 
