@@ -61,8 +61,8 @@ def image_bytes(url: str, where: str, allow_urls: bool) -> bytes:
         if not allow_urls:
             raise APIError(
                 400,
-                f"{where}: this server does not fetch image URLs; send the image inline as a "
-                "data: URL (base64), or start the server with --allow-image-urls",
+                f"{where}: this server does not fetch image URLs (fetching is off unless its "
+                "operator allows it); send the image inline as a data: URL (base64)",
                 param=where,
             )
         return _fetch(url, where)
