@@ -162,3 +162,59 @@ def test_one_model_no_picker(tiny_llama, browser):
         page.wait_for_function("document.querySelector('#model').textContent === 'solo'")
         assert not page.is_visible("#model-pick")
         page.close()
+
+
+@pytest.fixture(scope="module")
+def vision_server(tiny_llava: Path, tiny_llama: Path) -> Iterator[ServerThread]:
+    specs = (ModelSpec("llava", tiny_llava), ModelSpec("llama", tiny_llama))
+    props = {"INFERENCE_PRECISION_HINT": "f32"}
+    with ServerThread(create_app(Settings(models=specs, kv_cache_gb=1, properties=props))) as s:
+        yield s
+
+
+def test_attach_and_paste_images(vision_server, browser, shots, tmp_path):
+    from test_vision import flat, png
+
+    red = tmp_path / "red.png"
+    red.write_bytes(png(flat((200, 40, 90))))
+    page = browser.new_page(viewport=SIZES["laptop"])
+    page.set_default_timeout(TIMEOUT_MS)
+    bodies = _chat_requests(page)
+    page.goto(vision_server.url + "/")
+    page.wait_for_function("document.querySelectorAll('#model-pick option').length === 2")
+    assert "(images)" in page.inner_text("#model-pick option[value=llava]")
+    page.select_option("#model-pick", "llava")
+    page.click("#settings-toggle")
+    page.fill("#temperature", "0")
+    page.fill("#max-tokens", "8")
+    # attach a file: a thumbnail waits above the input, then goes with the message
+    page.set_input_files("#attach", str(red))
+    page.wait_for_selector("#attached .thumb")
+    page.fill("#input", "Describe the picture.")
+    page.press("#input", "Enter")
+    page.wait_for_selector(".msg.assistant .note")
+    assert page.locator(".msg.user img.thumb").count() == 1
+    assert not page.is_visible("#attached")
+    sent = bodies[-1]["messages"][-1]["content"]
+    assert [p["type"] for p in sent] == ["image_url", "text"]
+    assert sent[0]["image_url"]["url"].startswith("data:image/png;base64,")
+    assert page.inner_text(".msg.assistant .md").strip()
+    page.screenshot(path=str(shots / "image-chat.png"))
+    # paste an image into the input box; a text-only model answers with the part named
+    page.click("#clear")
+    page.select_option("#model-pick", "llama")
+    page.evaluate(
+        """b64 => { const bytes = Uint8Array.from(atob(b64), c => c.charCodeAt(0));
+        const dt = new DataTransfer();
+        dt.items.add(new File([bytes], "pasted.png", { type: "image/png" }));
+        const paste = new ClipboardEvent('paste', { clipboardData: dt, cancelable: true });
+        document.querySelector('#input').dispatchEvent(paste); }""",
+        __import__("base64").b64encode(red.read_bytes()).decode(),
+    )
+    page.wait_for_selector("#attached .thumb")
+    page.fill("#input", "And this?")
+    page.press("#input", "Enter")
+    page.wait_for_selector(".msg.error")
+    assert "messages[0].content[0]" in page.inner_text(".msg.error")
+    assert "text-only" in page.inner_text(".msg.error")
+    page.close()

@@ -182,8 +182,9 @@ function numberField(id) {
 async function send(text, images) {
   const myChat = chatId;
   const system = $("system").value.trim();
-  const content = images.length ? [{ type: "text", text }].concat(images.map((im) => (
-    { type: "image_url", image_url: { url: im.url } }))) : text;
+  // The images first, then the question (as ovchat's Python API places them).
+  const content = images.length ? images.map((im) => (
+    { type: "image_url", image_url: { url: im.url } })).concat([{ type: "text", text }]) : text;
   const userTurn = { role: "user", content };
   const messages = (system ? [{ role: "system", content: system }] : []).concat(history, [userTurn]);
   let tools;
