@@ -168,3 +168,23 @@ def test_chat_image_command(tiny_llava, tmp_path):
         expected = m.generate("Describe the picture.", images=[red], max_new_tokens=8,
                               temperature=0)  # fmt: skip
     assert saved[1]["content"] == expected
+
+
+def test_pull_finds_the_vision_part_and_lists_the_kind(tiny_llava_hf, tmp_path):
+    """`ovchat pull` of a vision-language model's HF dir needs no task: its config's
+    vision part picks image-text-to-text; int8 weights; `list`, `show` and generate."""
+    env = {"OVCHAT_HOME": str(tmp_path / "home")}
+    pulled = run_cli("pull", str(tiny_llava_hf), "tinyvision:int8", "--weight-format", "int8",
+                     env=env)  # fmt: skip
+    assert pulled.returncode == 0, pulled.stderr
+    listed = run_cli("list", env=env)
+    row = next(ln for ln in listed.stdout.splitlines() if ln.startswith("tinyvision:int8"))
+    assert row.split()[2] == "vision"
+    shown = run_cli("show", "tinyvision:int8", env=env)
+    assert "vision" in shown.stdout and "512 tokens" in shown.stdout
+    red = tmp_path / "red.png"
+    red.write_bytes(png(flat((200, 40, 90))))
+    answer = run_cli("generate", "-m", "tinyvision:int8", "hi", "--image", str(red), "-n", "4",
+                     "--json", env=env)  # fmt: skip
+    assert answer.returncode == 0, answer.stderr
+    assert '"generated_tokens": 4' in answer.stdout

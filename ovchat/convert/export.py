@@ -16,7 +16,7 @@ import shutil
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import asdict
+from dataclasses import asdict, replace
 from pathlib import Path
 from typing import Any
 
@@ -34,9 +34,9 @@ from ..modeldir import EMBEDDING_TASKS, MANIFEST
 from ..progress import Progress, printer
 from ..versions import versions
 from .quiet import capture_nncf_log, quiet_libraries
-from .recipe import GGUF_FORMAT, Recipe
+from .recipe import DEFAULT_TASK, GGUF_FORMAT, Recipe
 from .stats import weight_statistics
-from .vision import main_ir, write_preprocessor_config
+from .vision import VISION_TASK, has_vision, main_ir, write_preprocessor_config
 
 MANIFEST_FORMAT = 1
 # An export is built in a hidden sibling `.NAME.partial-TOKEN`, owned through the lock file
@@ -83,6 +83,8 @@ def export(
     say = progress or printer("ovchat export")
     out = Path(output_dir).expanduser().absolute()
     kind = _source_kind(model)
+    if recipe.task == DEFAULT_TASK and kind != "gguf" and has_vision(model):
+        recipe = replace(recipe, task=VISION_TASK)  # a vision-language model: all its parts
     _check_output(out, Path(model).expanduser().absolute() if kind != "hub" else None, force)
     if kind == "gguf" and not Path(model).expanduser().is_file():
         raise ModelNotFoundError(f"{model} does not exist", "check the path to the .gguf file")

@@ -21,6 +21,25 @@ def is_vision_dir(path: Path) -> bool:
     return (path / VISION_IR).is_file() and (path / LANGUAGE_IR).is_file()
 
 
+def has_vision(model: str) -> bool:
+    """A Hugging Face model (a dir, or an id transformers can read the config of) with a
+    vision part in its config: it is exported with the image-text-to-text task."""
+    import json
+
+    cfg: dict[str, object] = {}
+    local = Path(model).expanduser() / "config.json"
+    try:
+        if local.is_file():
+            cfg = json.loads(local.read_text())
+        elif not Path(model).expanduser().exists():
+            from transformers import AutoConfig
+
+            cfg = AutoConfig.from_pretrained(model).to_dict()
+    except Exception:  # no config to read: export decides, as for any model
+        return False
+    return isinstance(cfg, dict) and isinstance(cfg.get("vision_config"), dict)
+
+
 def main_ir(path: Path) -> Path:
     """The IR holding most weights: the language model of a VLM, else the one model."""
     return path / LANGUAGE_IR if is_vision_dir(path) else path / TEXT_IR
