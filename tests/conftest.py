@@ -248,6 +248,23 @@ def tiny_llava(tiny_llava_hf: Path, tiny_root: Path) -> Path:
 
 
 @pytest.fixture(scope="session")
+def tiny_gemma3_hf(tiny_root: Path) -> Path:
+    from vlmbuild import build_tiny_gemma3
+
+    return build_tiny_gemma3(tiny_root / "gemma3-hf")
+
+
+@pytest.fixture(scope="session")
+def tiny_gemma3(tiny_gemma3_hf: Path, tiny_root: Path) -> Path:
+    """The tiny Gemma 3 exported (fp32); no task given: its vision part picks it."""
+    from ovchat.convert.export import export
+    from ovchat.convert.recipe import Recipe
+
+    recipe = Recipe(weight_format="fp32")
+    return export(str(tiny_gemma3_hf), tiny_root / "gemma3-fp32", recipe, progress=lambda s: None)
+
+
+@pytest.fixture(scope="session")
 def smollm2() -> Path:
     """The real default model, prepared once into the test OVCHAT_HOME."""
     from ovchat.library import ensure_default_model

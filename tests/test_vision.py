@@ -11,7 +11,7 @@ from typing import Any
 import numpy as np
 import pytest
 from conftest import run_cli
-from vlmbuild import LLAVA_IMAGE_SIZE, LLAVA_IMAGE_TOKENS
+from vlmbuild import GEMMA3_IMAGE_TOKENS, LLAVA_IMAGE_SIZE, LLAVA_IMAGE_TOKENS
 
 import ovchat
 from ovchat.engine.images import MAX_IMAGE_BYTES, MAX_IMAGES, ImageError
@@ -56,6 +56,44 @@ def torch_answer(hf: Path, question: str, img: np.ndarray) -> str:
             input_ids=ids, pixel_values=pixels, max_new_tokens=TOKENS, do_sample=False
         )
     return str(tok.decode(out[0, ids.shape[1] :], skip_special_tokens=True))
+
+
+def torch_answer_gemma3(hf: Path, question: str, img: np.ndarray) -> str:
+    """PyTorch's greedy answer as Gemma3Processor prepares it: the image's tokens between
+    blank lines, marked in token_type_ids (Gemma 3 attends to them both ways)."""
+    import torch
+    from transformers import AutoTokenizer, Gemma3ForConditionalGeneration
+    from transformers.models.gemma3.image_processing_pil_gemma3 import Gemma3ImageProcessorPil
+
+    tok = AutoTokenizer.from_pretrained(hf)
+    model = Gemma3ForConditionalGeneration.from_pretrained(hf).eval()
+    content = [{"type": "image"}, {"type": "text", "text": question}]
+    text = tok.apply_chat_template(
+        [{"role": "user", "content": content}], tokenize=False, add_generation_prompt=True
+    )
+    soft = "<image_soft_token>" * GEMMA3_IMAGE_TOKENS
+    text = text.replace("<start_of_image>", f"\n\n<start_of_image>{soft}<end_of_image>\n\n")
+    ids = tok(text, return_tensors="pt", add_special_tokens=False).input_ids
+    types = (ids == model.config.image_token_id).long()
+    pixels = Gemma3ImageProcessorPil.from_pretrained(hf)(images=img, return_tensors="pt")
+    with torch.no_grad():
+        out = model.generate(
+            input_ids=ids, pixel_values=pixels.pixel_values, token_type_ids=types,
+            max_new_tokens=TOKENS, do_sample=False,
+        )  # fmt: skip
+    return str(tok.decode(out[0, ids.shape[1] :], skip_special_tokens=True))
+
+
+@pytest.mark.parametrize("rgb", [(200, 40, 90), (10, 220, 30)])
+def test_gemma3_answers_match_pytorch(tiny_gemma3, tiny_gemma3_hf, rgb):
+    assert read_model_info(tiny_gemma3).kind == "vision"
+    img = flat(rgb)
+    question = "Describe the picture."
+    with ovchat.load(tiny_gemma3, **F32) as m:
+        ours = m.generate(question, images=[img], max_new_tokens=TOKENS, temperature=0)
+        other = flat(tuple(255 - c for c in rgb))  # type: ignore[arg-type]
+        assert m.generate(question, images=[other], max_new_tokens=TOKENS, temperature=0) != ours
+    assert ours == torch_answer_gemma3(tiny_gemma3_hf, question, img)
 
 
 @pytest.fixture(scope="module")

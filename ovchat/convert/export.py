@@ -170,7 +170,8 @@ def _export(
     applied: dict[str, Any] = {}
     with capture_nncf_log() as nncf_lines:
         _optimum_export(hf_model, ir, recipe, say)
-        write_preprocessor_config(ir)  # a vision-language model's image settings for genai
+        # a vision-language model's image settings, where genai reads them
+        write_preprocessor_config(ir, Path(hf_model) if kind != "hub" else None)
         if recipe.weight_format == GGUF_FORMAT:
             from .gguf_exact import apply
 

@@ -45,8 +45,9 @@ def main_ir(path: Path) -> Path:
     return path / LANGUAGE_IR if is_vision_dir(path) else path / TEXT_IR
 
 
-def write_preprocessor_config(path: Path) -> bool:
-    """Write `preprocessor_config.json` from `processor_config.json` when it is missing.
+def write_preprocessor_config(path: Path, source: Path | None = None) -> bool:
+    """Write `preprocessor_config.json` from `processor_config.json` when it is missing
+    (or copy the source HF dir's, when optimum saved no processor at all).
 
     transformers 5 saves a processor's settings nested in processor_config.json; openvino-genai
     reads the image processor's (image size, mean, std) from preprocessor_config.json and
@@ -54,10 +55,16 @@ def write_preprocessor_config(path: Path) -> bool:
     Returns whether it wrote the file."""
     import json
 
-    target, source = path / "preprocessor_config.json", path / "processor_config.json"
-    if target.is_file() or not source.is_file():
+    target, processor = path / "preprocessor_config.json", path / "processor_config.json"
+    if target.is_file() or not is_vision_dir(path):
         return False
-    nested = json.loads(source.read_text()).get("image_processor")
+    if not processor.is_file():
+        original = source / "preprocessor_config.json" if source else None
+        if original is None or not original.is_file():
+            return False
+        target.write_bytes(original.read_bytes())
+        return True
+    nested = json.loads(processor.read_text()).get("image_processor")
     if not isinstance(nested, dict):
         return False
     target.write_text(json.dumps(nested, indent=2) + "\n")
