@@ -118,3 +118,33 @@ def test_bad_images_are_400s_naming_the_part(server, model, urls, param, words):
     err = e.value.body
     assert isinstance(err, dict) and err["param"] == param
     assert words in err["message"] and err["message"].startswith(param)
+
+
+def test_image_urls_fetched_only_when_allowed(tiny_llava, expected, tmp_path):
+    import functools
+    import http.server
+    import threading
+
+    (tmp_path / "red.png").write_bytes(RED)
+    handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(tmp_path))
+    files = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    threading.Thread(target=files.serve_forever, daemon=True).start()
+    base = f"http://127.0.0.1:{files.server_address[1]}"
+    settings = Settings(models=(ModelSpec("llava", tiny_llava),), kv_cache_gb=1,
+                        properties=F32, allow_image_urls=True)  # fmt: skip
+    try:
+        with ServerThread(create_app(settings)) as s:
+            r = s.client().chat.completions.create(
+                model="llava", messages=image_message(f"{base}/red.png"), max_tokens=8,
+                temperature=0,
+            )  # type: ignore[arg-type]  # fmt: skip
+            assert r.choices[0].message.content == expected
+            with pytest.raises(openai.BadRequestError) as e:
+                s.client().chat.completions.create(
+                    model="llava", messages=image_message(f"{base}/missing.png"), max_tokens=4
+                )  # type: ignore[arg-type]
+            body = e.value.body
+            assert isinstance(body, dict) and body["param"] == "messages[0].content[0]"
+            assert "could not be fetched" in body["message"]
+    finally:
+        files.shutdown()
