@@ -71,7 +71,7 @@ class VisionEngine(Engine):
         **kw: Any,
     ) -> None:
         kw.pop("backend", None)  # VLMPipeline: one request at a time, whatever was asked
-        for unused in ("kv_cache_gb", "max_num_seqs", "prefill_chunk"):
+        for unused in ("kv_cache_gb", "max_num_seqs", "prefill_chunk"):  # batching knobs
             kw.pop(unused, None)
         if kw.pop("prompt_lookup", False):
             raise OptionError(
