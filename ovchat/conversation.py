@@ -32,6 +32,7 @@ class Conversation:
         self.model = model
         self.options = options or GenerationOptions()
         self._messages: list[dict[str, str]] = []
+        self._images: list[Any] = []  # a vision model's images so far, in tag order
         self.last: Completion | None = None
         self.dropped = 0
         if system:
@@ -68,11 +69,14 @@ class Conversation:
     def reset(self) -> None:
         """Forget the turns; keep the system message."""
         self._messages = [m for m in self._messages if m["role"] == "system"]
+        self._images = []
         self.last = None
         self.dropped = 0
 
-    def stream(self, text: str, **options: Any) -> Generator[Chunk, None, None]:
-        """Send `text` and stream the answer as `Chunk`s.
+    def stream(
+        self, text: str, images: Sequence[Any] | None = None, **options: Any
+    ) -> Generator[Chunk, None, None]:
+        """Send `text` (with a vision model's `images`) and stream the answer as `Chunk`s.
 
         The turn is added to the history when the answer ends, or with the partial answer if
         the loop stops early (break, close, Ctrl-C). A turn that fails before any text
@@ -82,14 +86,41 @@ class Conversation:
             raise OptionError("the message is empty", param="message")
         opts = self.options.replace(**options) if options else self.options
         engine = self.model.engine
+        if images or self._images:
+            return self._with_images(text, list(images or ()), opts)
         msgs, dropped, ids = engine.planner.fit(
             [*self._messages, {"role": "user", "content": text}], opts
         )
         plan = engine.planner.plan_ids(ids, opts)
         return self._run(engine, plan, msgs, dropped)
 
+    def _with_images(
+        self, text: str, images: list[Any], opts: GenerationOptions
+    ) -> Generator[Chunk, None, None]:
+        """A turn of a conversation that holds images: every image is sent again each turn
+        (as its tag in its message says); such a conversation is not trimmed to fit."""
+        from .engine.vision import VisionEngine, image_tag
+
+        engine = self.model.engine
+        if not isinstance(engine, VisionEngine):
+            raise OptionError(
+                f"{self.model.name} is a text-only model: it does not take images",
+                "load a vision-language model (ovchat list shows their kind: vision)",
+                param="images",
+            )
+        tags = "".join(image_tag(len(self._images) + i) for i in range(len(images)))
+        msgs = [*self._messages, {"role": "user", "content": tags + text}]
+        everything = [*self._images, *images]
+        plan = engine.plan(msgs, opts, images=everything)
+        return self._run(engine, plan, msgs, 0, everything)
+
     def _run(
-        self, engine: Engine, plan: Any, msgs: list[dict[str, str]], dropped: int
+        self,
+        engine: Engine,
+        plan: Any,
+        msgs: list[dict[str, str]],
+        dropped: int,
+        images: list[Any] | None = None,
     ) -> Generator[Chunk, None, None]:
         parts: list[str] = []
         last: Chunk | None = None
@@ -106,11 +137,13 @@ class Conversation:
             text = "".join(parts)
             if last is not None and (text or last.finish_reason):
                 self._messages = [*msgs, {"role": "assistant", "content": text}]
+                if images is not None:
+                    self._images = images
                 self.last = Completion.of(last, text)
 
-    def send(self, text: str, **options: Any) -> str:
-        """Send `text`; return the whole answer (also added to the history)."""
-        return "".join(c.text for c in self.stream(text, **options))
+    def send(self, text: str, images: Sequence[Any] | None = None, **options: Any) -> str:
+        """Send `text` (and images); return the whole answer (also added to the history)."""
+        return "".join(c.text for c in self.stream(text, images, **options))
 
     def __repr__(self) -> str:
         return f"<ovchat.Conversation {len(self._messages)} messages with {self.model.name!r}>"

@@ -16,7 +16,7 @@ model kept (what `ovchat generate` runs).
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -55,7 +55,12 @@ class Model(LoadedModel):
         return self.engine.info.context_length
 
     def stream(
-        self, prompt_or_messages: str | Messages, *, raw: bool = False, **options: Any
+        self,
+        prompt_or_messages: str | Messages,
+        *,
+        raw: bool = False,
+        images: Sequence[Any] | None = None,
+        **options: Any,
     ) -> Iterator[Chunk]:
         """Stream an answer as `Chunk`s; the last one has empty text and a `finish_reason`.
 
@@ -65,8 +70,10 @@ class Model(LoadedModel):
         repetition_penalty, presence_penalty, frequency_penalty, no_repeat_ngram_size, seed,
         stop) and constrained decoding (one of json_schema — a dict, JSON text or a pydantic
         model class —, regex, grammar). Leaving the loop early stops generation.
+        `images` (a vision model's: bytes, file paths, PIL images or HxWx3 uint8 arrays) go
+        with the last user message (docs/vision.md).
         """
-        return self.engine.stream(self._plan(prompt_or_messages, raw, None, options))
+        return self.engine.stream(self._plan(prompt_or_messages, raw, None, options, images))
 
     def _plan(
         self,
@@ -74,8 +81,21 @@ class Model(LoadedModel):
         raw: bool,
         tools: Any,
         options: dict[str, Any],
+        images: Sequence[Any] | None = None,
     ) -> Any:
         opts = GenerationOptions(**options)
+        if images:
+            from .engine.vision import VisionEngine
+
+            if not isinstance(self.engine, VisionEngine):
+                raise OptionError(
+                    f"{self.name} is a text-only model: it does not take images",
+                    "load a vision-language model (ovchat list shows their kind: vision)",
+                    param="images",
+                )
+            if isinstance(prompt_or_messages, str) and not raw:
+                prompt_or_messages = [{"role": "user", "content": prompt_or_messages}]
+            return self.engine.plan(prompt_or_messages, opts, tools=tools, images=images)
         if isinstance(prompt_or_messages, str):
             if raw:
                 return self.engine.plan(prompt_or_messages, opts, tools=tools)
@@ -85,10 +105,16 @@ class Model(LoadedModel):
         return self.engine.plan(prompt_or_messages, opts, tools=tools)
 
     def generate(
-        self, prompt_or_messages: str | Messages, *, raw: bool = False, **options: Any
+        self,
+        prompt_or_messages: str | Messages,
+        *,
+        raw: bool = False,
+        images: Sequence[Any] | None = None,
+        **options: Any,
     ) -> str:
         """The whole answer as one string (see `stream` for the arguments)."""
-        return "".join(c.text for c in self.stream(prompt_or_messages, raw=raw, **options))
+        chunks = self.stream(prompt_or_messages, raw=raw, images=images, **options)
+        return "".join(c.text for c in chunks)
 
     def complete(
         self,
@@ -161,7 +187,10 @@ def load(
 
         return SpeechModel(Transcriber(path, device=device, properties=properties))
     props = {**CONVERSATION_PROPERTIES, **properties}
-    return Model(Engine(path, device=device, properties=props, prompt_lookup=prompt_lookup))
+    from .engine.vision import open_engine
+
+    engine = open_engine(path, device=device, properties=props, prompt_lookup=prompt_lookup)
+    return Model(engine)
 
 
 def generate(
@@ -174,16 +203,20 @@ def generate(
     properties: Mapping[str, Any] | None = None,
     on_text: Callable[[str], None] | None = None,
     prompt_lookup: bool = False,
+    images: Sequence[str | Path] = (),
 ) -> Completion:
     """Answer `prompt` once. `raw` sends it as is (no chat template, no special tokens);
-    `prompt_lookup` decodes with prompt-lookup drafts (see Engine)."""
+    `prompt_lookup` decodes with prompt-lookup drafts (see Engine); `images` (files) go
+    with the prompt to a vision-language model."""
     if raw and system:
         raise OptionError(
             "a system message has no effect on a raw prompt",
             "put it in the raw prompt",
             param="raw",
         )
-    engine = Engine(
+    from .engine.vision import VisionEngine, open_engine
+
+    engine = open_engine(
         resolve(model), device=device, properties=properties, prompt_lookup=prompt_lookup
     )
     if raw:
@@ -192,4 +225,14 @@ def generate(
         request = ([{"role": "system", "content": system}] if system else []) + [
             {"role": "user", "content": prompt}
         ]
-    return Completion.collect(engine.stream(engine.plan(request, options)), on_text)
+    if images and not isinstance(engine, VisionEngine):
+        raise OptionError(
+            f"{engine.info.name} is a text-only model: it does not take images",
+            "choose a vision-language model (ovchat list shows their kind: vision)",
+            param="images",
+        )
+    if images:
+        plan = engine.plan(request, options, images=list(images))  # type: ignore[call-arg]
+    else:
+        plan = engine.plan(request, options)
+    return Completion.collect(engine.stream(plan), on_text)

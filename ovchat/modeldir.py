@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
+from .convert.vision import LANGUAGE_IR, VISION_IR, is_vision_dir
 from .errors import InvalidModelError
 from .paths import models_dir
 
@@ -34,6 +35,8 @@ SPEECH_FILES = (
     "openvino_tokenizer.xml",
     "openvino_detokenizer.xml",
 )
+# A vision-language model: a language model and a vision encoder (convert/vision.py).
+VISION_FILES = (LANGUAGE_IR, VISION_IR, *REQUIRED_FILES[2:])
 # Whisper's decoder window is max_target_positions (448 tokens)
 CONTEXT_KEYS = ("max_position_embeddings", "n_positions", "max_sequence_length",
                 "max_target_positions")  # fmt: skip
@@ -43,22 +46,25 @@ SPEECH_TASKS = ("automatic-speech-recognition",)
 # An IR made by another tool: a chat model's output is named "logits".
 _LOGITS = re.compile(r'names="(?:[^"]*,)?logits(?:,[^"]*)?"')
 
-Kind = Literal["chat", "embedding", "rerank", "speech"]
+Kind = Literal["chat", "embedding", "rerank", "speech", "vision"]
 FILES: dict[str, tuple[str, ...]] = {
     "chat": REQUIRED_FILES,
     "embedding": EMBEDDING_FILES,
     "rerank": EMBEDDING_FILES,
     "speech": SPEECH_FILES,
+    "vision": VISION_FILES,
 }
 KIND_TASK = {"chat": "text-generation-with-past", "embedding": "feature-extraction",
-             "rerank": "text-classification", "speech": "automatic-speech-recognition"}  # fmt: skip
-KIND_ARTICLE = {"chat": "a", "embedding": "an", "rerank": "a", "speech": "a"}
+             "rerank": "text-classification", "speech": "automatic-speech-recognition",
+             "vision": "image-text-to-text"}  # fmt: skip
+KIND_ARTICLE = {"chat": "a", "embedding": "an", "rerank": "a", "speech": "a", "vision": "a"}
 # What each kind does, and where to use it (said when a model is used as another kind).
 KIND_USE = {
     "chat": "ovchat chat or generate, Model.generate, the chat and completion endpoints",
     "embedding": "ovchat embed, Model.embed, /v1/embeddings",
     "rerank": "ovchat rerank, Model.rerank, /v1/rerank",
     "speech": "ovchat transcribe, Model.transcribe, /v1/audio/transcriptions",
+    "vision": "ovchat chat or generate --image, Model.generate(images=...), the chat endpoints",
 }
 
 
@@ -75,8 +81,9 @@ class ModelInfo:
 
 def is_model_dir(path: Path) -> bool:
     """Looks like an export (the check proper is `check_model_dir`)."""
-    return path.is_dir() and any(
-        (path / f).is_file() for f in (REQUIRED_FILES[0], SPEECH_FILES[0], MANIFEST)
+    return path.is_dir() and (
+        any((path / f).is_file() for f in (REQUIRED_FILES[0], SPEECH_FILES[0], MANIFEST))
+        or is_vision_dir(path)
     )
 
 
@@ -109,8 +116,11 @@ def task_kind(task: str) -> Kind:
 
 
 def model_kind(path: Path, manifest: dict[str, Any] | None = None) -> Kind:
-    """ "embedding", "rerank", "speech" or "chat": from the manifest's task, or for an export
-    made by another tool, from its files, its config's architecture and its IR's outputs."""
+    """ "vision" for a vision-language export (it has a vision encoder), "embedding",
+    "rerank", "speech" or "chat": from the manifest's task, or for an export made by another
+    tool, from its files, its config's architecture and its IR's outputs."""
+    if is_vision_dir(path):
+        return "vision"
     if manifest is None:
         manifest = {}
         with contextlib.suppress(OSError, ValueError):
@@ -165,6 +175,8 @@ def read_model_info(path: Path) -> ModelInfo:
     ctx = DEFAULT_CONTEXT_LENGTH
     if (path / "config.json").is_file():
         cfg = read_json_object(path / "config.json")
+        if isinstance(cfg.get("text_config"), dict):  # a vision-language model's text part
+            cfg = {**cfg["text_config"], **cfg}
         for key in CONTEXT_KEYS:
             value = cfg.get(key)
             if isinstance(value, int) and not isinstance(value, bool):

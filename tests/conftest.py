@@ -267,6 +267,40 @@ def tiny_phi3(tiny_phi3_hf: Path, tiny_root: Path) -> Path:
 
 
 @pytest.fixture(scope="session")
+def tiny_llava_hf(tiny_root: Path) -> Path:
+    from vlmbuild import build_tiny_llava
+
+    return build_tiny_llava(tiny_root / "llava-hf")
+
+
+@pytest.fixture(scope="session")
+def tiny_llava(tiny_llava_hf: Path, tiny_root: Path) -> Path:
+    """The tiny LLaVA exported as a vision-language model (fp32: compared with PyTorch)."""
+    from ovchat.convert.export import export
+    from ovchat.convert.recipe import Recipe
+
+    recipe = Recipe(weight_format="fp32", task="image-text-to-text")
+    return export(str(tiny_llava_hf), tiny_root / "llava-fp32", recipe, progress=lambda s: None)
+
+
+@pytest.fixture(scope="session")
+def tiny_gemma3_hf(tiny_root: Path) -> Path:
+    from vlmbuild import build_tiny_gemma3
+
+    return build_tiny_gemma3(tiny_root / "gemma3-hf")
+
+
+@pytest.fixture(scope="session")
+def tiny_gemma3(tiny_gemma3_hf: Path, tiny_root: Path) -> Path:
+    """The tiny Gemma 3 exported (fp32); no task given: its vision part picks it."""
+    from ovchat.convert.export import export
+    from ovchat.convert.recipe import Recipe
+
+    recipe = Recipe(weight_format="fp32")
+    return export(str(tiny_gemma3_hf), tiny_root / "gemma3-fp32", recipe, progress=lambda s: None)
+
+
+@pytest.fixture(scope="session")
 def smollm2() -> Path:
     """The real default model, prepared once into the test OVCHAT_HOME."""
     from ovchat.library import ensure_default_model

@@ -16,7 +16,7 @@ import shutil
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import asdict
+from dataclasses import asdict, replace
 from pathlib import Path
 from typing import Any
 
@@ -34,8 +34,9 @@ from ..modeldir import EMBEDDING_TASKS, MANIFEST
 from ..progress import Progress, printer
 from ..versions import versions
 from .quiet import capture_nncf_log, quiet_libraries
-from .recipe import GGUF_FORMAT, Recipe
+from .recipe import DEFAULT_TASK, GGUF_FORMAT, Recipe
 from .stats import weight_statistics
+from .vision import VISION_TASK, has_vision, main_ir, write_preprocessor_config
 
 MANIFEST_FORMAT = 1
 # An export is built in a hidden sibling `.NAME.partial-TOKEN`, owned through the lock file
@@ -82,6 +83,8 @@ def export(
     say = progress or printer("ovchat export")
     out = Path(output_dir).expanduser().absolute()
     kind = _source_kind(model)
+    if recipe.task == DEFAULT_TASK and kind != "gguf" and has_vision(model):
+        recipe = replace(recipe, task=VISION_TASK)  # a vision-language model: all its parts
     _check_output(out, Path(model).expanduser().absolute() if kind != "hub" else None, force)
     if kind == "gguf" and not Path(model).expanduser().is_file():
         raise ModelNotFoundError(f"{model} does not exist", "check the path to the .gguf file")
@@ -167,6 +170,8 @@ def _export(
     applied: dict[str, Any] = {}
     with capture_nncf_log() as nncf_lines:
         _optimum_export(hf_model, ir, recipe, say)
+        # a vision-language model's image settings, where genai reads them
+        write_preprocessor_config(ir, Path(hf_model) if kind != "hub" else None)
         if recipe.weight_format == GGUF_FORMAT:
             from .gguf_exact import apply
 
@@ -181,7 +186,7 @@ def _export(
         gc = json.loads(gc_path.read_text()) if gc_path.is_file() else {}
         gc_path.write_text(json.dumps({**gc, **generation}, indent=2) + "\n")
     say("checking the result")
-    main = ir / "openvino_model.xml"  # a speech model's weights are mostly in its decoder
+    main = main_ir(ir)  # a speech model's weights are mostly in its decoder
     stats = weight_statistics(main if main.is_file() else ir / "openvino_decoder_model.xml")
     manifest = {
         "format": MANIFEST_FORMAT,

@@ -10,6 +10,8 @@ streamer.py  token counting, incremental text, the channel between threads
 runtime.py   OpenVINO properties: defaults, what the recipe calls for, prompt lookup
 device.py    OpenVINO devices
 types.py     Chunk, Completion, EngineStatus
+vision.py    VisionEngine: the Engine with images (genai's VLMPipeline)
+images.py    images decoded and checked against the stated limits
 """
 
 from .device import DEFAULT_DEVICE, available_devices, check_device

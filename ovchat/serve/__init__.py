@@ -3,6 +3,7 @@
     app.py        create_app(settings, engine=None): the app factory (no globals)
     routes.py     the OpenAI endpoints: chat completions, completions, models
     schema.py     OpenAI's request shapes (pydantic), mapped onto GenerationOptions
+    images.py     image parts: data: URLs (http(s) only if allowed), 400s naming the part
     requestmodel.py  the base of every request body: every string checked once
     streaming.py  one JSON body or server-sent events from the engine's Chunks
     assembler.py  the engine's Chunks → one answer per choice (text, tool calls, logprobs)
@@ -15,7 +16,7 @@
     metrics.py    Prometheus metrics
     settings.py   ServerSettings: every knob, validated (pydantic); the CLI flags come from it
     modelspecs.py what is served: a ModelSpec per export, from names and the library
-    static/       the chat page (HTML, CSS, JS; no CDN)
+    static/       the chat page (HTML, CSS, JS; marked + DOMPurify vendored, no CDN)
 
 `ovchat serve` (ovchat/verbs/serve.py) is the command line around it. FastAPI is imported
 only when an app is made.

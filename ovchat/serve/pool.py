@@ -104,7 +104,7 @@ class ModelPool:
         """The loaded engine of `name` (loading it first, or waiting for its load); it stays
         loaded until `release()` — done by ReleaseModels for requests that pass `scope`."""
         s = self.find(name)
-        if s.kind != kind:
+        if s.kind != kind and not (kind == "chat" and s.kind == "vision"):
             raise APIError(
                 400,
                 f"The model '{s.id}' is {KIND_ARTICLE[s.kind]} {s.kind} model: it "

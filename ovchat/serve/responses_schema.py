@@ -10,6 +10,7 @@ from typing import Any, Literal
 from pydantic import Field, ValidationInfo, field_validator
 
 from ..engine.tools import ToolSet, check_tools
+from ..engine.vision import image_tag
 from ..options import DEFAULT_MAX_NEW_TOKENS, GenerationOptions, MaxNewTokens, Temperature, TopP
 from .requestmodel import RequestModel
 from .schema_parts import JSON_OBJECT_SCHEMA, StrictModel, refused
@@ -19,9 +20,11 @@ MAX_TOP_LOGPROBS = 1  # genai reports the chosen token's log-probability only
 
 
 class InputPart(StrictModel):
-    type: Literal["input_text", "output_text", "text", "refusal"]
+    type: Literal["input_text", "output_text", "text", "refusal", "input_image"]
     text: str | None = None
     refusal: str | None = None
+    image_url: str | None = None  # input_image: a data: URL (serve/images.py)
+    detail: Literal["auto", "low", "high"] | None = None
 
 
 class Item(StrictModel):
@@ -43,10 +46,19 @@ class Item(StrictModel):
             raise ValueError("a message needs a role")
         return v
 
-    def text(self, parts: str | list[InputPart] | None) -> str:
+    def text(self, parts: str | list[InputPart] | None, first_image: int = 0) -> str:
+        """The parts' text; an input_image is its tag, numbered from `first_image`."""
         if isinstance(parts, list):
-            return "".join(p.text or p.refusal or "" for p in parts)
+            n = iter(range(first_image, first_image + len(parts)))
+            return "".join(
+                image_tag(next(n)) if p.type == "input_image" else p.text or p.refusal or ""
+                for p in parts
+            )
         return parts or ""
+
+    def images(self) -> list[InputPart]:
+        parts = self.content if isinstance(self.content, list) else []
+        return [p for p in parts if p.type == "input_image"]
 
 
 class FunctionTool(StrictModel):
@@ -177,6 +189,7 @@ class ResponsesRequest(RequestModel, StrictModel):  # a request body: strings ch
             msgs.append({"role": "system", "content": self.instructions})
         if isinstance(self.input, str):
             return [*msgs, {"role": "user", "content": self.input}]
+        seen = 0  # images so far: each image's tag is numbered over the request
         for item in self.input:
             if item.type == "function_call":
                 fn = {"name": item.name or "", "arguments": item.arguments or "{}"}
@@ -195,12 +208,25 @@ class ResponsesRequest(RequestModel, StrictModel):  # a request body: strings ch
                 )
             else:
                 role = "system" if item.role == "developer" else item.role
-                msgs.append({"role": role, "content": item.text(item.content)})
+                msgs.append({"role": role, "content": item.text(item.content, seen)})
+                seen += len(item.images())
         return msgs
 
     def thinks(self) -> bool | None:
         effort = self.reasoning.effort if self.reasoning else None
         return None if effort is None else effort != "none"
+
+    def image_parts(self) -> list[tuple[str, str]]:
+        """(where, url) of every input_image, in order: "input[0].content[1]"."""
+        if isinstance(self.input, str):
+            return []
+        return [
+            (f"input[{i}].content[{j}]", p.image_url or "")
+            for i, item in enumerate(self.input)
+            if item.type == "message" and isinstance(item.content, list)
+            for j, p in enumerate(item.content)
+            if p.type == "input_image"
+        ]
 
     def echo(self) -> dict[str, Any]:
         """The request's settings, as a Response object repeats them."""

@@ -24,6 +24,7 @@ from ..errors import OptionError
 from .admission import CLIENT_GONE, ClientGone
 from .errors import APIError
 from .fairness import name_client
+from .images import request_images
 from .responses import ResponsesWriter
 from .responses_schema import ResponsesRequest
 from .schema import ChatRequest, CompletionRequest
@@ -68,8 +69,10 @@ async def plan_request(server: ServerState, eng: Engine, body: Any) -> Plan:
         strict = body.budget() is not None  # OpenAI: an asked budget beyond the window is an error
         prompt, options, tools = body.engine_prompt(), body.options(), body.tool_set()
         thinking = body.thinks() if hasattr(body, "thinks") else None
+        imgs = request_images(body, eng, server.settings.allow_image_urls)
+        more = {"images": imgs.sources, "image_names": imgs.names} if imgs else {}
         planned = partial(
-            eng.plan, prompt, options, tools=tools, strict_budget=strict, thinking=thinking
+            eng.plan, prompt, options, tools=tools, strict_budget=strict, thinking=thinking, **more
         )
         if options.constraint is None and tools is None:
             # Inline, not in a thread: genai's step() holds the GIL, so a hop costs a step.

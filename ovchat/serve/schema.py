@@ -12,11 +12,12 @@ from __future__ import annotations
 
 import time
 import uuid
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import Field, ValidationInfo, field_validator
 
 from ..engine.tools import ToolSet, check_tools
+from ..engine.vision import image_tag
 from ..options import (
     DEFAULT_MAX_NEW_TOKENS,
     Choices,
@@ -29,6 +30,7 @@ from ..options import (
 )
 from .requestmodel import RequestModel
 from .schema_parts import (
+    ImagePart,
     NamedToolChoice,
     ResponseFormat,
     StreamOptions,
@@ -124,7 +126,7 @@ class _Request(RequestModel, StrictModel):  # a request body: strings checked (R
 
 class Message(StrictModel):
     role: Literal["system", "developer", "user", "assistant", "tool"]
-    content: str | list[TextPart] | None = None
+    content: str | list[Annotated[TextPart | ImagePart, Field(discriminator="type")]] | None = None
     tool_calls: list[ToolCallIn] | None = None
     tool_call_id: str | None = None
     name: str | None = None
@@ -138,11 +140,18 @@ class Message(StrictModel):
             raise refused("function_call")
         return v
 
-    def as_dict(self) -> dict[str, Any]:
-        """The message for the planner (engine/planner.py checks the rest)."""
+    def images(self) -> list[ImagePart]:
+        return [p for p in self.content or () if isinstance(p, ImagePart)]
+
+    def as_dict(self, first_image: int = 0) -> dict[str, Any]:
+        """The message for the planner (engine/planner.py checks the rest); an image part is
+        its tag (engine/vision.py), numbered from `first_image` over the request."""
         content = self.content
         if isinstance(content, list):
-            content = "".join(p.text for p in content)
+            n = iter(range(first_image, first_image + len(content)))
+            content = "".join(
+                p.text if isinstance(p, TextPart) else image_tag(next(n)) for p in content
+            )
         if content is None and self.refusal:
             content = self.refusal
         # "developer" is OpenAI's newer name for the system role; chat templates know "system".
@@ -237,7 +246,20 @@ class ChatRequest(_Request):
 
     def engine_prompt(self) -> list[dict[str, Any]]:
         """The messages for the planner (through the chat template)."""
-        return [m.as_dict() for m in self.messages]
+        out, seen = [], 0
+        for m in self.messages:
+            out.append(m.as_dict(seen))
+            seen += len(m.images())
+        return out
+
+    def image_parts(self) -> list[tuple[str, str]]:
+        """(where, url) of every image part, in order: "messages[0].content[1]"."""
+        return [
+            (f"messages[{i}].content[{j}]", p.image_url.url)
+            for i, m in enumerate(self.messages)
+            for j, p in enumerate(m.content if isinstance(m.content, list) else ())
+            if isinstance(p, ImagePart)
+        ]
 
 
 class CompletionRequest(_Request):

@@ -57,6 +57,16 @@ class TextPart(StrictModel):
     text: str
 
 
+class ImageURL(StrictModel):
+    url: str  # a data: URL (or http(s) when the server allows fetching: serve/images.py)
+    detail: Literal["auto", "low", "high"] | None = None  # the model's processor decides
+
+
+class ImagePart(StrictModel):
+    type: Literal["image_url"]
+    image_url: ImageURL
+
+
 # -- tools -----------------------------------------------------------------------------------
 class FunctionDef(StrictModel):
     name: str

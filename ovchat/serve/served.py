@@ -13,12 +13,14 @@ from .modelspecs import ModelSpec
 
 State = Literal["unloaded", "loading", "loaded", "failed"]
 KIND_DOES = {"chat": "generates text", "embedding": "embeds text",
-             "rerank": "ranks documents", "speech": "transcribes audio"}  # fmt: skip
+             "rerank": "ranks documents", "speech": "transcribes audio",
+             "vision": "generates text about images"}  # fmt: skip
 KIND_ROUTES = {
     "chat": "the chat or completion endpoints",
     "embedding": "/v1/embeddings",
     "rerank": "/v1/rerank",
     "speech": "/v1/audio/transcriptions and /v1/audio/translations",
+    "vision": "the chat or completion endpoints",
 }
 # What a failed load says to clients: the kind of problem, never the server's paths.
 LOAD_FAILURES: dict[type[Exception], str] = {

@@ -26,6 +26,8 @@ from pydantic.json_schema import JsonDict
 
 from ..engine import DEFAULT_DEVICE, DEFAULT_KV_CACHE_GB, DEFAULT_PREFILL_CHUNK, Engine
 from ..engine.remote import EngineClient
+from ..engine.vision import open_engine
+from ..modeldir import model_kind
 from ..options import GenerationOptions
 from .fairness import FAIR_RESERVE
 from .modelspecs import ModelSpec, model_specs
@@ -187,6 +189,9 @@ class ServerSettings(BaseModel):
     max_audio_seconds: Positive = Field(
         DEFAULT_MAX_AUDIO_SECONDS, description="longer audio gets 400"
     )
+    allow_image_urls: bool = Field(
+        False, description="fetch http(s) image URLs in requests (off: data: URLs only)"
+    )
     engine_process: bool = Field(
         True,
         description="run each chat model's engine in a process of its own, so that no engine "
@@ -250,7 +255,9 @@ class ServerSettings(BaseModel):
         (in an engine process of its own with `engine_process`)."""
         if self.model_dir is None:
             raise ValueError("Settings.model_dir or an engine is needed")
-        if self.engine_process:
+        # Vision-language models run here (genai's VLMPipeline); text chat models in their
+        # own engine process unless asked otherwise.
+        if self.engine_process and model_kind(self.model_dir) != "vision":
             return EngineClient(
                 self.model_dir,
                 device=self.device,
@@ -261,7 +268,7 @@ class ServerSettings(BaseModel):
                 prompt_lookup=self.prompt_lookup,
                 warmup=WARMUP_PROMPT,
             )
-        engine = Engine(
+        engine = open_engine(
             self.model_dir,
             device=self.device,
             properties=self.properties,

@@ -38,6 +38,7 @@ COMMANDS = {
     "/save FILE": "write the conversation as a JSON list of messages",
     "/load FILE": "replace the conversation with one saved by /save",
     "/stats": "last answer's first-token time, speed and tokens in context",
+    "/image FILE": "attach an image to your next message (vision models)",
     "/exit": "leave (also Ctrl-D, or Ctrl-C at an empty prompt)",
 }
 KEYS = (
@@ -76,6 +77,7 @@ class ChatLoop:
         # Ctrl-C stops an answer and the chat goes on; reading a pipe, it stops everything.
         self.interactive = interactive
         self.errors = 0
+        self.images: list[str] = []  # attached by /image, sent with the next message
 
     def handle(self, line: str) -> bool:
         text = line.strip()
@@ -95,7 +97,8 @@ class ChatLoop:
         stopped = False
         answered = False
         try:
-            with self.ui.busy(), closing(conv.stream(text)) as chunks:
+            images, self.images = self.images, []
+            with self.ui.busy(), closing(conv.stream(text, images or None)) as chunks:
                 try:
                     for chunk in chunks:
                         if not answered:
@@ -140,6 +143,7 @@ class ChatLoop:
             "/save": self._save,
             "/load": self._load,
             "/stats": self._stats,
+            "/image": self._image,
         }.get(name)
         if handler is None:
             self._error(f"unknown command {name}; type /help for the list")
@@ -153,6 +157,24 @@ class ChatLoop:
             self.ui.info(f"{cmd.ljust(width)}  {what}")
         for line in KEYS:
             self.ui.info(line)
+
+    def _image(self, arg: str) -> None:
+        from ..engine.images import load
+        from ..engine.vision import VisionEngine
+
+        if not arg:
+            self._error("give an image file: /image photo.png")
+            return
+        if not isinstance(self.conv.model.engine, VisionEngine):
+            self._error(f"{self.conv.model.name} is a text-only model: it does not take images")
+            return
+        try:
+            load(arg, "image")  # checked now, sent with the next message
+        except OvchatError as e:
+            self._error(str(e))
+            return
+        self.images.append(arg)
+        self.ui.info(f"image attached ({len(self.images)}): it goes with your next message")
 
     def _reset(self, _: str) -> None:
         self.conv.reset()

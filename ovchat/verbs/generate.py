@@ -7,6 +7,7 @@ import dataclasses
 import json
 import sys
 
+from ..engine.images import MAX_IMAGES
 from ..errors import OptionError
 from ..model import generate
 from .cliargs import (
@@ -19,7 +20,12 @@ from .cliargs import (
     stats_line,
 )
 
-FLAGS = {"raw": "--raw", "prompt": "PROMPT"}
+FLAGS = {
+    "raw": "--raw",
+    "prompt": "PROMPT",
+    "images": "--image",
+    **{f"images[{i}]": "--image" for i in range(MAX_IMAGES)},
+}
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -27,6 +33,13 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     add_model_arguments(p)
     p.add_argument("-s", "--system", help="system message")
     p.add_argument("--raw", action="store_true", help="send the prompt as is, no chat template")
+    p.add_argument(
+        "--image",
+        action="append",
+        default=[],
+        metavar="FILE",
+        help="an image for a vision-language model (repeatable; png, jpeg, webp, gif, bmp)",
+    )
     p.add_argument("--json", action="store_true", help="print one JSON object: text and stats")
     p.add_argument("--stats", action="store_true", help="print speed stats to stderr")
     add_prompt_lookup_argument(p)
@@ -62,6 +75,7 @@ def main(args: argparse.Namespace) -> int:
         properties=props,
         on_text=None if args.json else echo,
         prompt_lookup=args.prompt_lookup,
+        images=args.image,
     )
     if args.json:
         print(json.dumps(dataclasses.asdict(result), ensure_ascii=False))

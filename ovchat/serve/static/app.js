@@ -1,5 +1,6 @@
 // The chat page: the conversation lives here; each answer streams from
-// /v1/chat/completions (stream: true) through fetch + ReadableStream. No libraries.
+// /v1/chat/completions (stream: true) through fetch + ReadableStream. Answers are rendered
+// as Markdown by markdown.js (vendored marked + DOMPurify); everything else is set as text.
 "use strict";
 
 const $ = (id) => document.getElementById(id);
@@ -8,6 +9,7 @@ const statusLine = $("status");
 const history = [];          // {role, content[, tool_calls]} of finished turns
 let modelName = null;
 let controller = null;        // AbortController of the answer being streamed
+const attached = [];          // {name, url} of images to send with the next message
 
 function headers() {
   const h = { "Content-Type": "application/json" };
@@ -16,16 +18,54 @@ function headers() {
   return h;
 }
 
-function bubble(role, text) {
+function bubble(role, text, images) {
   const empty = log.querySelector(".empty");
   if (empty) empty.remove();
   const div = document.createElement("div");
   div.className = "msg " + role;
   div.dataset.role = role;
   div.textContent = text;
+  for (const im of images || []) div.appendChild(thumb(im));
   log.appendChild(div);
   log.scrollTop = log.scrollHeight;
   return div;
+}
+
+function thumb(im) {
+  const img = document.createElement("img");
+  img.className = "thumb";
+  img.alt = im.name;
+  img.title = im.name;
+  img.src = im.url;  // a data: URL read from the user's own file
+  return img;
+}
+
+function showAttached() {
+  const box = $("attached");
+  box.replaceChildren();
+  attached.forEach((im, i) => {
+    const item = document.createElement("span");
+    item.className = "attached-item";
+    item.appendChild(thumb(im));
+    const x = document.createElement("button");
+    x.type = "button";
+    x.className = "unattach";
+    x.textContent = "×";
+    x.title = "Remove " + im.name;
+    x.addEventListener("click", () => { attached.splice(i, 1); showAttached(); });
+    item.appendChild(x);
+    box.appendChild(item);
+  });
+  box.hidden = attached.length === 0;
+}
+
+function attachFiles(files) {
+  for (const f of files) {
+    if (!f.type.startsWith("image/")) { statusLine.textContent = f.name + " is not an image"; continue; }
+    const reader = new FileReader();
+    reader.onload = () => { attached.push({ name: f.name || "pasted image", url: reader.result }); showAttached(); };
+    reader.readAsDataURL(f);
+  }
 }
 
 function note(div, text) {
@@ -82,9 +122,20 @@ async function loadModel() {
       $("api-key").focus();
     }
     if (!r.ok) throw new Error(body.error ? body.error.message : r.statusText);
-    // the first chat model (rerankers, speech and embedding models do not chat)
-    modelName = (body.data.find((m) => m.kind === "chat") || body.data[0]).id;
-    $("model").textContent = modelName;
+    // the chat models (embedding, rerank and speech models do not chat)
+    const chat = body.data.filter((m) => m.kind === "chat" || m.kind === "vision");
+    const pick = $("model-pick");
+    pick.replaceChildren();
+    for (const m of chat) {
+      const opt = document.createElement("option");
+      opt.value = m.id;
+      opt.textContent = m.id + (m.kind === "vision" ? " (images)" : "");
+      pick.appendChild(opt);
+    }
+    if (!chat.some((m) => m.id === modelName)) modelName = chat.length ? chat[0].id : null;
+    pick.value = modelName || "";
+    pick.hidden = chat.length < 2;  // a picker only when there is a choice
+    $("model").textContent = modelName || "";
     statusLine.textContent = "";
   } catch (e) {
     $("model").textContent = "";
@@ -123,14 +174,23 @@ async function readEvents(response, onEvent) {
 
 let chatId = 0; // bumped by "New chat"
 
-async function send(text) {
+// A number field's value, or undefined when it is empty (the model's own default applies).
+function numberField(id) {
+  const v = $(id).value.trim();
+  return v === "" ? undefined : Number(v);
+}
+
+async function send(text, images) {
   const myChat = chatId;
   const system = $("system").value.trim();
-  const messages = (system ? [{ role: "system", content: system }] : []).concat(history,
-    [{ role: "user", content: text }]);
+  // The images first, then the question (as ovchat's Python API places them).
+  const content = images.length ? images.map((im) => (
+    { type: "image_url", image_url: { url: im.url } })).concat([{ type: "text", text }]) : text;
+  const userTurn = { role: "user", content };
+  const messages = (system ? [{ role: "system", content: system }] : []).concat(history, [userTurn]);
   let tools;
   try { tools = readTools(); } catch (e) { bubble("error", "Error: " + e.message); return; }
-  bubble("user", text);
+  bubble("user", text, images);
   const div = bubble("assistant", "");
   div.classList.add("streaming");
   const body = {
@@ -138,14 +198,17 @@ async function send(text) {
     messages,
     stream: true,
     stream_options: { include_usage: true },
-    temperature: Number($("temperature").value),
-    max_tokens: Number($("max-tokens").value),
-    top_p: Number($("top-p").value),
+    temperature: numberField("temperature"),
+    max_tokens: numberField("max-tokens"),
+    top_p: numberField("top-p"),
   };
   if ($("format").value === "json_object") body.response_format = { type: "json_object" };
   if (tools) { body.tools = tools; body.tool_choice = $("tool-choice").value; }
-  const text_el = document.createElement("span");
+  const text_el = document.createElement("div");
+  text_el.className = "md";
   div.appendChild(text_el);
+  let drawn = 0;  // Markdown is re-rendered at most once a frame while the answer streams
+  const draw = () => { drawn = 0; renderMarkdown(text_el, answer); log.scrollTop = log.scrollHeight; };
   const calls = [];
   controller = new AbortController();
   busy(true);
@@ -166,8 +229,7 @@ async function send(text) {
       for (const c of ev.choices || []) {
         if (c.delta && c.delta.content) {
           answer += c.delta.content;
-          text_el.textContent = answer;
-          log.scrollTop = log.scrollHeight;
+          if (!drawn) drawn = requestAnimationFrame(draw);
         }
         for (const d of (c.delta && c.delta.tool_calls) || []) {
           const call = calls[d.index] || (calls[d.index] = { id: "", name: "", arguments: "" });
@@ -179,6 +241,8 @@ async function send(text) {
         if (c.finish_reason) finish = c.finish_reason;
       }
     });
+    if (drawn) cancelAnimationFrame(drawn);
+    draw();
     if (body.response_format && answer) {  // a JSON answer, indented once it is whole
       const pre = document.createElement("pre");
       pre.className = "json";
@@ -188,7 +252,7 @@ async function send(text) {
     const turn = { role: "assistant", content: answer };
     if (calls.length) turn.tool_calls = calls.map((c) => ({
       id: c.id, type: "function", function: { name: c.name, arguments: c.arguments } }));
-    if (chatId === myChat) history.push({ role: "user", content: text }, turn);
+    if (chatId === myChat) history.push(userTurn, turn);
     const secs = (performance.now() - started) / 1000;
     const tokens = usage ? usage.completion_tokens : "?";
     note(div, `${tokens} tokens in ${secs.toFixed(1)} s` + (finish === "length" ? " (cut at max tokens)" : ""));
@@ -197,7 +261,9 @@ async function send(text) {
   } catch (e) {
     if (e.name === "AbortError") {
       // Keep what arrived as the assistant's (partial) turn, unless "New chat" started over.
-      if (chatId === myChat) history.push({ role: "user", content: text }, { role: "assistant", content: answer });
+      if (drawn) cancelAnimationFrame(drawn);
+      draw();
+      if (chatId === myChat) history.push(userTurn, { role: "assistant", content: answer });
       note(div, "stopped");
       div.dataset.finish = "stopped";
       statusLine.textContent = "";
@@ -219,7 +285,18 @@ form.addEventListener("submit", (e) => {
   const text = input.value.trim();
   if (!text || controller) return;
   input.value = "";
-  send(text);
+  const images = attached.splice(0);
+  showAttached();
+  send(text, images);
+});
+$("attach").addEventListener("change", (e) => { attachFiles(e.target.files); e.target.value = ""; });
+input.addEventListener("paste", (e) => {
+  const files = [...(e.clipboardData ? e.clipboardData.files : [])].filter((f) => f.type.startsWith("image/"));
+  if (files.length) { e.preventDefault(); attachFiles(files); }
+});
+$("model-pick").addEventListener("change", (e) => {
+  modelName = e.target.value;
+  $("model").textContent = modelName;
 });
 input.addEventListener("keydown", (e) => {
   if (e.key === "Enter" && !e.shiftKey && !e.isComposing) {
@@ -232,6 +309,8 @@ $("clear").addEventListener("click", () => {
   chatId += 1; // an answer still streaming belongs to the old chat
   if (controller) controller.abort();
   history.length = 0;
+  attached.length = 0;
+  showAttached();
   showEmpty();
 });
 $("settings-toggle").addEventListener("click", (e) => {
