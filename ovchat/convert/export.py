@@ -33,6 +33,7 @@ from ..errors import (
 from ..modeldir import EMBEDDING_TASKS, MANIFEST
 from ..progress import Progress, printer
 from ..versions import versions
+from .gguf_genai import runtime_only
 from .quiet import capture_nncf_log, quiet_libraries
 from .recipe import GGUF_FORMAT, Recipe
 from .stats import weight_statistics
@@ -78,10 +79,11 @@ def export(
     temp dir and renamed into place. `why` (why this recipe) is recorded in the manifest.
     """
     recipe = (recipe or Recipe()).validate()
-    require("optimum.intel", "export", "exporting a model")
     say = progress or printer("ovchat export")
     out = Path(output_dir).expanduser().absolute()
     kind = _source_kind(model)
+    if not runtime_only(model, recipe):
+        require("optimum.intel", "export", "exporting a model")
     _check_output(out, Path(model).expanduser().absolute() if kind != "hub" else None, force)
     if kind == "gguf" and not Path(model).expanduser().is_file():
         raise ModelNotFoundError(f"{model} does not exist", "check the path to the .gguf file")
@@ -148,30 +150,42 @@ def _export(
     t0 = time.perf_counter()
     source: dict[str, Any] = {"kind": kind, "model": model}
     hf_model = model
+    ir = work / "ir"
+    applied: dict[str, Any] = {}
+    genai = runtime_only(model, recipe)
     if kind == "gguf":
-        from .gguf import gguf_to_hf
+        from .gguf_genai import ROUTE_GENAI, ROUTE_TRANSFORMERS
 
         src = Path(model).expanduser().resolve()
-        source = {"kind": "gguf", "model": str(src), "bytes": src.stat().st_size}
+        source = {"kind": "gguf", "model": str(src), "bytes": src.stat().st_size,
+                  "route": ROUTE_GENAI if genai else ROUTE_TRANSFORMERS}  # fmt: skip
+        say(f"route: {source['route']} ({'the runtime alone' if genai else 'export extra'})")
+    if genai:
+        from .gguf_genai import build
+
+        applied["gguf"] = build(src, ir, say)
+    elif kind == "gguf":
+        from .gguf import gguf_to_hf
+
         say("step 1/3: GGUF → Hugging Face (weights dequantized, tokenizer from metadata)")
         hf_model = str(gguf_to_hf(src, work / "_hf", progress=say))
     elif kind == "dir":
         hf_model = str(Path(model).expanduser().resolve())
         source["model"] = hf_model
-    ir = work / "ir"
     pooling: dict[str, Any] = {}
     if recipe.task.startswith(EMBEDDING_TASKS):  # read first: a bad setting fails at once
         from .embedding import embedding_settings
 
         pooling["embedding"] = embedding_settings(hf_model, embedding)
-    applied: dict[str, Any] = {}
-    with capture_nncf_log() as nncf_lines:
-        _optimum_export(hf_model, ir, recipe, say)
-        if recipe.weight_format == GGUF_FORMAT:
-            from .gguf_exact import apply
+    nncf_lines: list[str] = []
+    if not genai:
+        with capture_nncf_log() as nncf_lines:
+            _optimum_export(hf_model, ir, recipe, say)
+            if recipe.weight_format == GGUF_FORMAT:
+                from .gguf_exact import apply
 
-            say("step 3/3: writing the GGUF's own quantized blocks into the IR")
-            applied["gguf"] = apply(model, ir, Path(hf_model))
+                say("step 3/3: writing the GGUF's own quantized blocks into the IR")
+                applied["gguf"] = apply(model, ir, Path(hf_model))
     if pooling:
         from .embedding import fold_position_ids
 

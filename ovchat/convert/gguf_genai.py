@@ -23,6 +23,7 @@ import numpy as np
 from ..errors import InvalidModelError, UnsupportedModelError
 from ..progress import Progress
 from .gguf_blocks import KEPT_TYPES
+from .recipe import GGUF_FORMAT, Recipe
 
 GENAI_ARCHS = ("llama", "qwen2", "qwen3")
 # What openvino-genai's reader reads itself (the rest ovchat gives it as F16 first).
@@ -58,9 +59,22 @@ def field(reader: Any, key: str) -> Any:
 
 def route(path: Path) -> str:
     """Which route a GGUF takes: openvino-genai's reader, or transformers' (other archs)."""
-    return ROUTE_GENAI if field(open_gguf(path), "general.architecture") in GENAI_ARCHS else (
-        ROUTE_TRANSFORMERS
+    return (
+        ROUTE_GENAI
+        if field(open_gguf(path), "general.architecture") in GENAI_ARCHS
+        else (ROUTE_TRANSFORMERS)
     )
+
+
+def runtime_only(model: str, recipe: Recipe) -> bool:
+    """True when the runtime install alone exports `model`: a .gguf file whose architecture
+    openvino-genai's reader takes, kept in its own blocks (weight format gguf)."""
+    path = Path(model).expanduser()
+    if path.suffix.lower() != ".gguf" or not path.is_file():
+        return False
+    if recipe.weight_format != GGUF_FORMAT or recipe.task != Recipe().task:
+        return False
+    return route(path) == ROUTE_GENAI
 
 
 def check_types(reader: Any, path: Path) -> Counter[str]:
@@ -130,8 +144,8 @@ def build(src: Path, ir: Path, say: Progress) -> dict[str, Any]:
     if all(k in GENAI_TYPES for k in kinds):
         os.symlink(src, given)
     else:
-        say("  types openvino-genai cannot read: " + ", ".join(
-            sorted(k for k in kinds if k not in GENAI_TYPES)) + " (given to it as F16 first)")  # fmt: skip
+        other = ", ".join(sorted(k for k in kinds if k not in GENAI_TYPES))
+        say(f"  types openvino-genai cannot read: {other} (given to it as F16 first)")
         substituted = _copy_with_f16(reader, given)
     say(f"step 1/2: openvino-genai reads the GGUF ({arch}) and writes the IR and tokenizers")
     try:
@@ -175,5 +189,7 @@ def _write_configs(reader: Any, ir: Path, arch: str) -> None:
     cfg = {k: (int(v) if isinstance(v, (int, np.integer)) else v) for k, v in cfg.items()}
     (ir / "config.json").write_text(json.dumps({k: v for k, v in cfg.items() if v is not None},
                                                indent=2) + "\n")  # fmt: skip
-    gen = {k: cfg[k] for k in ("bos_token_id", "eos_token_id", "pad_token_id") if cfg[k] is not None}
+    gen = {
+        k: cfg[k] for k in ("bos_token_id", "eos_token_id", "pad_token_id") if cfg[k] is not None
+    }
     (ir / "generation_config.json").write_text(json.dumps(gen, indent=2) + "\n")

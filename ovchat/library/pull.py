@@ -81,8 +81,11 @@ def _pull(
     known: KnownModel | None = None,
     first_use: bool = False,
 ) -> Entry:
-    require("optimum.intel", "export", f"pulling {ref}")
     from ..convert.export import export
+    from ..convert.gguf_genai import runtime_only
+
+    if not runtime_only(source, recipe):
+        require("optimum.intel", "export", f"pulling {ref}")
 
     assert ref.tag is not None
     with storage("pull a model"):
