@@ -33,7 +33,7 @@ from ..errors import (
 from ..modeldir import EMBEDDING_TASKS, MANIFEST
 from ..progress import Progress, printer
 from ..versions import versions
-from .gguf_genai import runtime_only
+from .gguf_genai import require_transformers_route, runtime_only
 from .quiet import capture_nncf_log, quiet_libraries
 from .recipe import GGUF_FORMAT, Recipe
 from .stats import weight_statistics
@@ -83,6 +83,8 @@ def export(
     out = Path(output_dir).expanduser().absolute()
     kind = _source_kind(model)
     if not runtime_only(model, recipe):
+        if kind == "gguf" and Path(model).expanduser().is_file():
+            require_transformers_route(model)
         require("optimum.intel", "export", "exporting a model")
     _check_output(out, Path(model).expanduser().absolute() if kind != "hub" else None, force)
     if kind == "gguf" and not Path(model).expanduser().is_file():

@@ -51,10 +51,11 @@ class Blocks:
 
     def dequantize(self) -> np.ndarray:
         """What the IR computes: (q - z) * scale in f32, [rows, cols]."""
-        w = (self.q.astype(np.float32) - self.zero.astype(np.float32)) * self.scale.astype(
-            np.float32
-        )
-        return w.reshape(self.shape)
+        return self.dequantize_rows(0, self.shape[0])
+
+    def dequantize_rows(self, r0: int, r1: int) -> np.ndarray:
+        q, z, s = (a[r0:r1].astype(np.float32) for a in (self.q, self.zero, self.scale))
+        return ((q - z) * s).reshape(q.shape[0], -1)
 
     def permute_rows(self, n_head: int) -> Blocks:
         """Undo llama.cpp's rotary interleaving of q/k rows (whole rows move)."""

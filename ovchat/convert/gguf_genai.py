@@ -20,7 +20,7 @@ from typing import Any
 
 import numpy as np
 
-from ..errors import InvalidModelError, UnsupportedModelError
+from ..errors import InvalidModelError, MissingExtraError, OvchatError, UnsupportedModelError
 from ..progress import Progress
 from .gguf_blocks import KEPT_TYPES
 from .recipe import GGUF_FORMAT, Recipe
@@ -42,6 +42,11 @@ def open_gguf(path: Path) -> Any:
         return GGUFReader(str(path))
     except Exception as e:  # gguf raises ValueError/struct/mmap errors on damaged files
         first = " ".join(str(e).split())[:160] or type(e).__name__
+        if "GGMLQuantizationType" in first:  # a tensor type newer than this gguf-py
+            raise UnsupportedModelError(
+                f"{path.name} holds a tensor type this version cannot read ({first})",
+                "use a file quantized to a common type (Q4_K_M, Q5_K_M, Q6_K, Q8_0, Q4_0)",
+            ) from e
         raise InvalidModelError(
             f"{path.name} is not a readable GGUF file ({first})",
             "the file is damaged or incomplete: download it again",
@@ -75,6 +80,24 @@ def runtime_only(model: str, recipe: Recipe) -> bool:
     if recipe.weight_format != GGUF_FORMAT or recipe.task != Recipe().task:
         return False
     return route(path) == ROUTE_GENAI
+
+
+def require_transformers_route(model: str) -> None:
+    """A GGUF that openvino-genai does not read needs the export extra: say why."""
+    from ..errors import require
+
+    path = Path(model).expanduser()
+    arch = field(open_gguf(path), "general.architecture")
+    if arch not in GENAI_ARCHS:
+        try:
+            require("optimum.intel", "export", "exporting")
+        except OvchatError as e:
+            raise MissingExtraError(
+                f"{path.name} is a GGUF of architecture {arch!r}, which openvino-genai's "
+                f"reader does not take ({', '.join(GENAI_ARCHS)}): it needs the "
+                "transformers route, which is not installed",
+                "install the extra: pip install 'ovchat[export]'",
+            ) from e
 
 
 def check_types(reader: Any, path: Path) -> Counter[str]:
@@ -128,8 +151,6 @@ def _copy_with_f16(reader: Any, out: Path) -> list[str]:
 def build(src: Path, ir: Path, say: Progress) -> dict[str, Any]:
     """Write the IR, tokenizers and configs of GGUF `src` into the new dir `ir`; return what
     was done (for the manifest)."""
-    import openvino_genai as ov_genai
-
     from .gguf_ir import keep_blocks
 
     reader = open_gguf(src)
@@ -149,21 +170,43 @@ def build(src: Path, ir: Path, say: Progress) -> dict[str, Any]:
         substituted = _copy_with_f16(reader, given)
     say(f"step 1/2: openvino-genai reads the GGUF ({arch}) and writes the IR and tokenizers")
     try:
-        pipe = ov_genai.LLMPipeline(str(given), "CPU", enable_save_ov_model=True)
-        del pipe
-    except RuntimeError as e:
-        first = next((ln for ln in str(e).splitlines() if ln.strip()), str(e))[:200]
-        raise UnsupportedModelError(
-            f"openvino-genai could not read {src.name}: {first}",
-            "install 'ovchat[export]' to take the transformers route (ovchat export "
-            "--weight-format int8), or use another file",
-        ) from e
+        _genai_write_ir(given, src.name)
     finally:
         given.unlink(missing_ok=True)
     say("step 2/2: checking every weight against the GGUF's own dequantization")
     applied = keep_blocks(reader, ir / "openvino_model.xml", substituted)
     _write_configs(reader, ir, str(arch))
     return {"route": ROUTE_GENAI, "tensor_types": dict(kinds), **applied}
+
+
+# genai reads and compiles in a process of its own: what it holds is gone when it ends, so
+# the memory peak of a pull is the larger of its and the check's, not their sum.
+_GENAI_SCRIPT = (
+    "import sys, openvino_genai as g\n"
+    "try:\n"
+    "    g.LLMPipeline(sys.argv[1], 'CPU', enable_save_ov_model=True)\n"
+    "except Exception as e:\n"
+    "    lines = [ln for ln in str(e).splitlines() if ln.strip()]\n"
+    "    print(lines[-1] if lines else type(e).__name__, file=sys.stderr)\n"
+    "    sys.exit(3)\n"
+)
+
+
+def _genai_write_ir(given: Path, name: str) -> None:
+    """openvino-genai's reader over `given`: the IR and tokenizers appear beside it."""
+    import subprocess
+    import sys
+
+    r = subprocess.run(
+        [sys.executable, "-c", _GENAI_SCRIPT, str(given)], capture_output=True, text=True
+    )
+    if r.returncode != 0:
+        last = (r.stderr.strip().splitlines() or [f"exit status {r.returncode}"])[-1][:200]
+        raise UnsupportedModelError(
+            f"openvino-genai could not read {name}: {last}",
+            "install 'ovchat[export]' to take the transformers route (ovchat export "
+            "--weight-format int8), or use another file",
+        )
 
 
 def _write_configs(reader: Any, ir: Path, arch: str) -> None:

@@ -29,19 +29,37 @@ from .gguf_blocks import KEPT_TYPES, Blocks, decode, unpermute
 # Allowed difference from the GGUF's dequantization, relative to the tensor's largest weight:
 # f16 rounding of a scale, product or zero point (2^-11 relative each, a few combined).
 MAX_REL_DIFF = 2.0**-9
+ROWS = 2048  # weights are compared and hashed this many rows at a time: memory stays small
 
 
 def _digest(a: np.ndarray) -> str:
-    return hashlib.blake2b(np.ascontiguousarray(a).tobytes(), digest_size=16).hexdigest()
+    """A digest of an array's bytes, taken a block of rows at a time (little memory)."""
+    h = hashlib.blake2b(digest_size=16)
+    for r0 in range(0, max(1, a.shape[0]), ROWS):
+        h.update(np.ascontiguousarray(a[r0 : r0 + ROWS]).tobytes())
+    return h.hexdigest()
 
 
-def _codes(const: Any) -> np.ndarray:
-    """A u4/u8 constant's codes, one per byte, in its logical shape."""
-    data = np.asarray(const.get_data()).view(np.uint8).reshape(-1)
-    n = int(np.prod(list(const.get_shape())))
+def _codes(const: Any, r0: int = 0, r1: int | None = None) -> np.ndarray:
+    """A u4/u8 constant's codes, one per byte, in its logical shape (rows r0:r1)."""
+    shape = [int(s) for s in const.get_shape()]
+    data = np.asarray(const.get_data()).view(np.uint8)
+    per_row = int(np.prod(shape[1:]))
+    r1 = shape[0] if r1 is None else min(r1, shape[0])
     if const.get_element_type().get_type_name() == "u4":
-        data = np.stack([data & 0x0F, data >> 4], axis=-1).reshape(-1)[:n]
-    return data.reshape([int(s) for s in const.get_shape()])
+        flat = data.reshape(-1)[r0 * per_row // 2 : (r1 * per_row + 1) // 2]
+        data = np.stack([flat & 0x0F, flat >> 4], axis=-1).reshape(-1)[: (r1 - r0) * per_row]
+    else:
+        data = data.reshape(-1)[r0 * per_row : r1 * per_row]
+    return data.reshape([r1 - r0, *shape[1:]])
+
+
+def _const_digest(const: Any) -> str:
+    h = hashlib.blake2b(digest_size=16)
+    rows = int(const.get_shape()[0])
+    for r0 in range(0, rows, ROWS):
+        h.update(_codes(const, r0, r0 + ROWS).tobytes())
+    return h.hexdigest()
 
 
 def _index(model: Any) -> dict[str, list[Any]]:
@@ -52,7 +70,7 @@ def _index(model: Any) -> dict[str, list[Any]]:
             continue
         et = op.get_element_type().get_type_name()
         if et in ("u4", "u8") and op.get_shape()[-1] > 1:
-            out.setdefault(_digest(_codes(op)), []).append(op)
+            out.setdefault(_const_digest(op), []).append(op)
         elif et == "f16" and len(op.get_shape()) == 2:
             out.setdefault(_digest(np.asarray(op.get_data())), []).append(op)
     return out
@@ -77,15 +95,20 @@ def _weight_output(const: Any) -> Any:
     raise ExportError("openvino-genai's IR has a weight of an unexpected form", "report this")
 
 
-def _genai_weight(const: Any) -> np.ndarray:
-    """What genai's subgraph over u4/u8 codes computes: (q - z) * scale, f32 [rows, cols]."""
-    sub = _one_consumer(_one_consumer(const))  # Convert → Subtract
-    mul = _one_consumer(sub)
-    zp = sub.input_value(1).get_node().input_value(0).get_node()
-    scale = mul.input_value(1).get_node()
-    q = _codes(const).astype(np.float32)
-    w = (q - _codes(zp).astype(np.float32)) * np.asarray(scale.get_data(), np.float32)
-    return w.reshape(w.shape[0], -1)
+class _GenaiWeight:
+    """What genai's subgraph over u4/u8 codes computes: (q - z) * scale, f32, by rows."""
+
+    def __init__(self, const: Any) -> None:
+        sub = _one_consumer(_one_consumer(const))  # Convert → Subtract
+        self.const = const
+        self.zp = _codes(sub.input_value(1).get_node().input_value(0).get_node())
+        scale = _one_consumer(sub).input_value(1).get_node()
+        self.scale = np.asarray(scale.get_data(), np.float32)
+
+    def rows(self, r0: int, r1: int) -> np.ndarray:
+        q = _codes(self.const, r0, r1).astype(np.float32)
+        w = (q - self.zp[r0:r1].astype(np.float32)) * self.scale[r0:r1]
+        return w.reshape(w.shape[0], -1)
 
 
 def _subgraph(b: Blocks) -> Any:
@@ -99,6 +122,27 @@ def _subgraph(b: Blocks) -> Any:
     x = ops.multiply(x, ops.constant(b.scale))
     x = ops.reshape(x, ops.constant(np.array([rows, cols], dtype=np.int64)), False)
     return ops.convert(x, ov.Type.f32)
+
+
+def _digest_rows(rows_of: Any, rows: int) -> str:
+    h = hashlib.blake2b(digest_size=16)
+    for r0 in range(0, rows, ROWS):
+        h.update(np.ascontiguousarray(rows_of(r0, min(rows, r0 + ROWS))).tobytes())
+    return h.hexdigest()
+
+
+def _compare(ref: Any, mine: Any, theirs: Any, rows: int) -> tuple[float, float, float]:
+    """max |ref|, and the max differences of `mine` and `theirs` (row functions) from it."""
+    amax = err_mine = err_theirs = 0.0
+    for r0 in range(0, rows, ROWS):
+        r1 = min(rows, r0 + ROWS)
+        want = ref(r0, r1)
+        amax = max(amax, float(np.abs(want).max()))
+        if mine is not None:
+            err_mine = max(err_mine, float(np.abs(mine(r0, r1) - want).max()))
+        if theirs is not None:
+            err_theirs = max(err_theirs, float(np.abs(theirs(r0, r1) - want).max()))
+    return amax, err_mine, err_theirs
 
 
 def _heads(reader: Any, arch: str) -> tuple[int, int]:
@@ -130,15 +174,18 @@ def keep_blocks(reader: Any, xml: Path, substituted: list[str]) -> dict[str, Any
             continue
         cols, rows = int(t.shape[0]), int(t.shape[1])
         heads = n_head if ".attn_q." in t.name else n_kv if ".attn_k." in t.name else 0
-        ref = quants.dequantize(t.data, t.tensor_type).reshape(rows, cols)
-        if heads:
-            ref = unpermute(ref, heads)
-        tol = MAX_REL_DIFF * max(1e-12, float(np.abs(ref).max()))
-        b = decode(kind, t.data, rows, cols) if kind in KEPT_TYPES else None
+        # HF row order (llama.cpp's rotary interleaving of q/k undone): row i is GGUF row order[i]
+        order = unpermute(np.arange(rows), heads) if heads else np.arange(rows)
+        raw = np.asarray(t.data).reshape(rows, -1)
+
+        def ref(r0: int, r1: int, raw: Any = raw, order: Any = order, t: Any = t) -> np.ndarray:
+            return quants.dequantize(raw[order[r0:r1]], t.tensor_type).reshape(r1 - r0, -1)
+
+        b = decode(kind, raw, rows, cols) if kind in KEPT_TYPES else None
         if b is not None and heads:
             b = b.permute_rows(heads)
         if t.name in substituted:
-            key = _digest(ref.astype(np.float16))
+            key = _digest_rows(lambda r0, r1: ref(r0, r1).astype(np.float16), rows)
         elif b is not None:
             key = _digest(b.q)
         else:
@@ -149,22 +196,24 @@ def keep_blocks(reader: Any, xml: Path, substituted: list[str]) -> dict[str, Any
                 f"GGUF tensor {t.name} ({kind}) was not found in openvino-genai's IR",
                 "export it through the transformers route: ovchat export --weight-format int8",
             )
-        if t.name not in substituted:
-            err = float(np.abs(_genai_weight(consts[0]) - ref).max())
-            genai_worst[kind] = max(genai_worst.get(kind, 0.0), err / tol * MAX_REL_DIFF)
-            if err <= tol:
+        mine = b.dequantize_rows if b is not None else None
+        theirs = None if t.name in substituted else _GenaiWeight(consts[0]).rows
+        amax, err_mine, err_theirs = _compare(ref, mine, theirs, rows)
+        tol = MAX_REL_DIFF * max(1e-12, amax)
+        if theirs is not None:
+            genai_worst[kind] = max(genai_worst.get(kind, 0.0), err_theirs / max(1e-12, amax))
+            if err_theirs <= tol:
                 kept_genai[kind] += 1
                 continue
         if b is None:  # a type ovchat does not map: the F16 genai was given stays
             as_f16[kind] += 1
             continue
-        err = float(np.abs(b.dequantize() - ref).max())
-        if err > tol:
+        if err_mine > tol:
             raise ExportError(
                 f"GGUF tensor {t.name} ({kind}) cannot be written exactly (difference "
-                f"{err:.3g})", "export it with another weight format: --weight-format int8",
+                f"{err_mine:.3g})", "export it with another weight format: --weight-format int8",
             )  # fmt: skip
-        worst = max(worst, err / tol * MAX_REL_DIFF)
+        worst = max(worst, err_mine / max(1e-12, amax))
         sub = _subgraph(b)
         for c in consts:
             out = _weight_output(c)

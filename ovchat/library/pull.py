@@ -91,7 +91,8 @@ def _pull(
     from ..convert.export import export
     from ..convert.gguf_genai import runtime_only
 
-    if not runtime_only(source, recipe):
+    # (a .gguf file: export() says which route it needs and why)
+    if not runtime_only(source, recipe) and not source.lower().endswith(".gguf"):
         require("optimum.intel", "export", f"pulling {ref}")
 
     assert ref.tag is not None
