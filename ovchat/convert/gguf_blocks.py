@@ -59,9 +59,8 @@ class Blocks:
 
     def permute_rows(self, n_head: int) -> Blocks:
         """Undo llama.cpp's rotary interleaving of q/k rows (whole rows move)."""
-        return Blocks(
-            self.kind, *(unpermute(a, n_head) for a in (self.q, self.scale, self.zero)), self.bits
-        )
+        q, scale, zero = (unpermute(a, n_head) for a in (self.q, self.scale, self.zero))
+        return Blocks(self.kind, q, scale, zero, self.bits)
 
 
 def unpermute(x: np.ndarray, n_head: int) -> np.ndarray:
@@ -99,6 +98,10 @@ def decode(kind: str, raw: np.ndarray, rows: int, cols: int) -> Blocks:
     size, per = LAYOUT[kind]
     nb = cols // per
     b = np.ascontiguousarray(raw).view(np.uint8).reshape(rows, nb, size)
+    q: np.ndarray
+    qh: np.ndarray
+    qs: np.ndarray
+    ql: np.ndarray
     if kind in ("Q4_0", "Q4_1", "Q5_0", "Q5_1", "Q8_0"):
         d = _f16(b[..., 0:2])
         if kind == "Q8_0":
@@ -128,8 +131,8 @@ def decode(kind: str, raw: np.ndarray, rows: int, cols: int) -> Blocks:
         ql = ql.reshape(rows, nb, 2, 64)
         low = np.concatenate([ql & 0x0F, ql >> 4], axis=-1)  # [.., 2, 128]
         qh = qh.reshape(rows, nb, 2, 1, 32) >> np.array([0, 2, 4, 6], np.uint8).reshape(4, 1)
-        high = (qh & 3).reshape(rows, nb, 2, 128)
-        q = (low | (high << 4)).reshape(rows, nb * 16, 16)
+        top = (qh & 3).reshape(rows, nb, 2, 128)
+        q = (low | (top << 4)).reshape(rows, nb * 16, 16)
         scale = (d * sc).reshape(rows, nb * 16, 1).astype(np.float16)
         return Blocks(kind, q, scale, np.full_like(scale, 32), 8)
     # Q4_K / Q5_K: d, dmin, 12 bytes of 6-bit scales and mins for 8 groups of 32
