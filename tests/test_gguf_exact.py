@@ -122,6 +122,21 @@ def test_q5_0_is_kept_exactly_too(exported, tiny_gguf, tmp_path):
     assert (got.argmax(-1) == want.argmax(-1)).all()
 
 
+def test_a_file_genai_refuses_takes_the_transformers_route(tiny_llama_hf, tmp_path):
+    """No general.file_type: openvino-genai's reader fails; with the export extra installed
+    the export goes on through transformers, and says so."""
+    from ovchat.convert.export import export
+    from ovchat.convert.recipe import Recipe
+
+    src = write_tiny_gguf(tiny_llama_hf, tmp_path / "old.gguf", EXACT, file_type=False)
+    said: list[str] = []
+    out = export(str(src), tmp_path / "ir", Recipe(weight_format="gguf"), progress=said.append)
+    m = json.loads((out / "ovchat.json").read_text())
+    assert m["source"]["route"] == "transformers"
+    assert any("taking the transformers route instead" in s for s in said), said
+    assert m["recipe"]["applied"]["gguf"]["exact_tensors"] == {"Q4_1": 9, "Q4_0": 4, "Q8_0": 3}
+
+
 def test_gguf_format_needs_a_gguf_source(tiny_llama_hf, tmp_path):
     from ovchat.convert.export import export
     from ovchat.convert.recipe import Recipe

@@ -163,10 +163,12 @@ def _export(
                   "route": ROUTE_GENAI if genai else ROUTE_TRANSFORMERS}  # fmt: skip
         say(f"route: {source['route']} ({'the runtime alone' if genai else 'export extra'})")
     if genai:
-        from .gguf_genai import build
+        from .gguf_genai import build_or_fallback
 
-        applied["gguf"] = build(src, ir, say)
-    elif kind == "gguf":
+        applied["gguf"] = build_or_fallback(src, ir, say)
+        genai = applied["gguf"]["route"] == ROUTE_GENAI
+        source["route"] = applied["gguf"].pop("route")
+    if kind == "gguf" and not genai:
         from .gguf import gguf_to_hf
 
         say("step 1/3: GGUF → Hugging Face (weights dequantized, tokenizer from metadata)")

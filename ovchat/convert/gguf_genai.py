@@ -202,11 +202,31 @@ def _genai_write_ir(given: Path, name: str) -> None:
     )
     if r.returncode != 0:
         last = (r.stderr.strip().splitlines() or [f"exit status {r.returncode}"])[-1][:200]
-        raise UnsupportedModelError(
+        raise GenaiReadError(
             f"openvino-genai could not read {name}: {last}",
             "install 'ovchat[export]' to take the transformers route (ovchat export "
             "--weight-format int8), or use another file",
         )
+
+
+class GenaiReadError(UnsupportedModelError):
+    """openvino-genai's reader refused a file of an architecture it takes."""
+
+
+def build_or_fallback(src: Path, ir: Path, say: Progress) -> dict[str, Any]:
+    """`build`, or, when openvino-genai's reader refuses the file and the export extra is
+    installed, {"route": transformers} with `ir` removed: the caller takes that route."""
+    import importlib.util
+    import shutil
+
+    try:
+        return build(src, ir, say)
+    except GenaiReadError as e:
+        if importlib.util.find_spec("optimum") is None:
+            raise
+        say(f"{e.message}: taking the transformers route instead")
+        shutil.rmtree(ir, ignore_errors=True)
+        return {"route": ROUTE_TRANSFORMERS}
 
 
 def _write_configs(reader: Any, ir: Path, arch: str) -> None:
