@@ -194,7 +194,8 @@ def keep_blocks(reader: Any, xml: Path, substituted: list[str]) -> dict[str, Any
         if not consts:
             raise ExportError(
                 f"GGUF tensor {t.name} ({kind}) was not found in openvino-genai's IR",
-                "export it through the transformers route: ovchat export --weight-format int8",
+                "export it with another weight format (int8): the transformers route",
+                param="weight_format",
             )
         mine = b.dequantize_rows if b is not None else None
         theirs = None if t.name in substituted else _GenaiWeight(consts[0]).rows
@@ -211,7 +212,8 @@ def keep_blocks(reader: Any, xml: Path, substituted: list[str]) -> dict[str, Any
         if err_mine > tol:
             raise ExportError(
                 f"GGUF tensor {t.name} ({kind}) cannot be written exactly (difference "
-                f"{err_mine:.3g})", "export it with another weight format: --weight-format int8",
+                f"{err_mine:.3g})", "export it with another weight format (int8)",
+                param="weight_format",
             )  # fmt: skip
         worst = max(worst, err_mine / max(1e-12, amax))
         sub = _subgraph(b)
