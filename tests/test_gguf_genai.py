@@ -71,6 +71,7 @@ def pulled(files, tmp_path_factory) -> dict[str, object]:
     ref = tmp_path_factory.mktemp("ref") / "f16"
     r2 = blocked_cli("export", str(files["f16"]), str(ref), home=home)
     assert r2.returncode == 0, r2.stderr
+    assert r2.stdout.strip().splitlines()[-1] == "HEAVY:", r2.stdout  # export: runtime alone too
     return {"run": r, "home": home, "ref": ref}
 
 
