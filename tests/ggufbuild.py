@@ -38,9 +38,10 @@ def gguf_name(hf: str) -> str:
     return f"blk.{layer}.{HF_TO_GGUF[module]}.weight"
 
 
-def write_tiny_gguf(hf_dir: Path, out: Path, types: dict[str, str]) -> Path:
+def write_tiny_gguf(hf_dir: Path, out: Path, types: dict[str, str], file_type: bool = True) -> Path:
     """`types`: GGUF tensor kind (attn_q, ffn_up, token_embd, output, ...) → quant type name;
-    matrices not named are Q8_0, vectors F32."""
+    matrices not named are Q8_0, vectors F32. `file_type=False` leaves out general.file_type
+    (which llama.cpp always writes and openvino-genai's reader needs)."""
     import gguf
     from safetensors.numpy import load_file
 
@@ -49,6 +50,8 @@ def write_tiny_gguf(hf_dir: Path, out: Path, types: dict[str, str]) -> Path:
     template = hf_dir / "chat_template.jinja"
     w = gguf.GGUFWriter(str(out), "llama")
     w.add_name("tiny")
+    if file_type:
+        w.add_file_type(gguf.LlamaFileType.MOSTLY_Q8_0)
     w.add_context_length(cfg["max_position_embeddings"])
     w.add_embedding_length(cfg["hidden_size"])
     w.add_block_count(cfg["num_hidden_layers"])

@@ -14,8 +14,9 @@ from pathlib import Path
 import pytest
 from filelock import FileLock
 
-from ovchat.convert.export import LOCK_SUFFIX, export, remove_leftovers
+from ovchat.convert.export import export
 from ovchat.convert.recipe import Recipe
+from ovchat.convert.workdir import LOCK_SUFFIX, remove_leftovers
 from ovchat.errors import OvchatError
 
 WAIT_SECONDS = 300

@@ -1,4 +1,5 @@
-"""The `gguf` weight format: a GGUF's own Q4_0/Q4_1/Q8_0 blocks kept in the IR, checked
+"""The `gguf` weight format: a GGUF's own blocks kept in the IR (openvino-genai's route for this
+llama file; gguf_exact's block helpers for the transformers route), checked
 against gguf-py's dequantization (llama.cpp's own reference code) and, through the exported
 model, logits against PyTorch on the dequantized GGUF."""
 
@@ -14,7 +15,7 @@ from ggufbuild import write_tiny_gguf
 from ovchat.convert import gguf_exact
 from ovchat.errors import OptionError
 
-# Every exact type on some layer; one Q5_0 matrix (no exact mapping) takes the int8 path.
+# Q4_0, Q4_1 and Q8_0 on some layer; the mixed file adds Q5_0 (which genai cannot read).
 EXACT = {"attn_q": "Q4_1", "attn_k": "Q4_1", "attn_v": "Q4_0", "attn_output": "Q8_0",
          "ffn_gate": "Q4_1", "ffn_up": "Q4_1", "ffn_down": "Q4_0", "token_embd": "Q8_0",
          "output": "Q4_1"}  # fmt: skip
@@ -95,9 +96,11 @@ def test_exact_export_gives_the_dequantized_models_logits(exported, tiny_gguf, t
     m = json.loads((exported["exact"] / "ovchat.json").read_text())
     applied = m["recipe"]["applied"]
     assert m["recipe"]["asked"]["weight_format"] == "gguf"
-    assert applied["gguf"]["exact_tensors"] == {"Q4_1": 9, "Q4_0": 4, "Q8_0": 3}
-    assert applied["gguf"]["int8_fallback_tensors"] == {}
-    assert set(applied["share_by_type"]) <= {"u4", "i8", "f16", "f32"}  # no re-quantization
+    g = applied["gguf"]
+    assert m["source"]["route"] == "openvino-genai"
+    kept = {**g["kept_as_openvino_genai_wrote"], **g["blocks_written_by_ovchat"]}
+    assert kept == {"Q4_1": 9, "Q4_0": 4, "Q8_0": 3} and not g["dequantized_to_f16"]
+    assert set(applied["share_by_type"]) <= {"u4", "u8", "f16", "f32"}  # no re-quantization
     capfd.readouterr()
     hf = gguf_to_hf(tiny_gguf["exact"], tmp_path / "ref")
     assert "GGUF tensors" not in capfd.readouterr().err  # transformers' own bar stays quiet
@@ -107,16 +110,31 @@ def test_exact_export_gives_the_dequantized_models_logits(exported, tiny_gguf, t
     assert (got.argmax(-1) == want.argmax(-1)).all()
 
 
-def test_unmapped_types_take_the_int8_path(exported, tiny_gguf, tmp_path):
+def test_q5_0_is_kept_exactly_too(exported, tiny_gguf, tmp_path):
+    """openvino-genai cannot read Q5_0: ovchat gives it F16 and writes the blocks as u8."""
     from ovchat.convert.gguf import gguf_to_hf
 
-    applied = json.loads((exported["mixed"] / "ovchat.json").read_text())["recipe"]["applied"]
-    assert applied["gguf"]["int8_fallback_tensors"] == {"Q5_0": 2}
-    assert applied["gguf"]["exact_tensors"] == {"Q4_1": 7, "Q4_0": 4, "Q8_0": 3}
-    assert applied["share_by_type"].get("u8", 0) > 0  # nncf int8 asym on the Q5_0 matrices
+    g = json.loads((exported["mixed"] / "ovchat.json").read_text())["recipe"]["applied"]["gguf"]
+    assert g["blocks_written_by_ovchat"]["Q5_0"] == 2 and not g["dequantized_to_f16"]
     hf = gguf_to_hf(tiny_gguf["mixed"], tmp_path / "ref")
     got, want = _logits(exported["mixed"], hf, list(range(3, 60)))
-    assert np.abs(got - want).max() < 5e-2 * np.abs(want).max()
+    assert np.abs(got - want).max() < 2e-3 * np.abs(want).max()
+    assert (got.argmax(-1) == want.argmax(-1)).all()
+
+
+def test_a_file_genai_refuses_takes_the_transformers_route(tiny_llama_hf, tmp_path):
+    """No general.file_type: openvino-genai's reader fails; with the export extra installed
+    the export goes on through transformers, and says so."""
+    from ovchat.convert.export import export
+    from ovchat.convert.recipe import Recipe
+
+    src = write_tiny_gguf(tiny_llama_hf, tmp_path / "old.gguf", EXACT, file_type=False)
+    said: list[str] = []
+    out = export(str(src), tmp_path / "ir", Recipe(weight_format="gguf"), progress=said.append)
+    m = json.loads((out / "ovchat.json").read_text())
+    assert m["source"]["route"] == "transformers"
+    assert any("taking the transformers route instead" in s for s in said), said
+    assert m["recipe"]["applied"]["gguf"]["exact_tensors"] == {"Q4_1": 9, "Q4_0": 4, "Q8_0": 3}
 
 
 def test_gguf_format_needs_a_gguf_source(tiny_llama_hf, tmp_path):

@@ -23,7 +23,9 @@ def test_default_model_keeps_the_ggufs_blocks(smollm2):
     assert m["source"]["kind"] == "gguf"
     assert m["recipe"]["asked"]["weight_format"] == DEFAULT_RECIPE.weight_format == "gguf"
     gguf = m["recipe"]["applied"]["gguf"]
-    assert gguf["exact_tensors"] == {"Q4_1": 210, "Q8_0": 1} and not gguf["int8_fallback_tensors"]
+    assert m["source"]["route"] == "openvino-genai"  # the runtime alone prepares it
+    kept = {**gguf["kept_as_openvino_genai_wrote"], **gguf["blocks_written_by_ovchat"]}
+    assert kept == {"Q4_1": 210, "Q8_0": 1} and not gguf["dequantized_to_f16"]
     assert "ppl 1.000x" in m["recipe"]["why"]  # the manifest says why this recipe
     assert m["recipe"]["applied"]["int4_group_sizes"] == {"32": 106168320}  # Q4_1's blocks
 

@@ -10,12 +10,8 @@ from __future__ import annotations
 import contextlib
 import datetime as dt
 import json
-import os
-import secrets
 import shutil
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import asdict, replace
 from pathlib import Path
 from typing import Any
@@ -33,18 +29,14 @@ from ..errors import (
 from ..modeldir import EMBEDDING_TASKS, MANIFEST
 from ..progress import Progress, printer
 from ..versions import versions
+from .gguf_genai import require_transformers_route, runtime_only
 from .quiet import capture_nncf_log, quiet_libraries
 from .recipe import DEFAULT_TASK, GGUF_FORMAT, Recipe
 from .stats import weight_statistics
 from .vision import VISION_TASK, has_vision, main_ir, write_preprocessor_config
+from .workdir import owned_workdir, remove_leftovers, replace_dir
 
 MANIFEST_FORMAT = 1
-# An export is built in a hidden sibling `.NAME.partial-TOKEN`, owned through the lock file
-# `.NAME.partial-TOKEN.lock` that its process holds (taken before the dir exists, released
-# when the process ends, even by SIGKILL). A partial dir whose lock can be taken is left
-# over by a dead export and is removed by the next export to the same place.
-PARTIAL = "partial"
-LOCK_SUFFIX = ".lock"
 FULL_DISK_BYTES = 16 << 20  # an export that fails with less free space than this: a full disk
 
 
@@ -79,12 +71,15 @@ def export(
     temp dir and renamed into place. `why` (why this recipe) is recorded in the manifest.
     """
     recipe = (recipe or Recipe()).validate()
-    require("optimum.intel", "export", "exporting a model")
     say = progress or printer("ovchat export")
     out = Path(output_dir).expanduser().absolute()
     kind = _source_kind(model)
     if recipe.task == DEFAULT_TASK and kind != "gguf" and has_vision(model):
         recipe = replace(recipe, task=VISION_TASK)  # a vision-language model: all its parts
+    if not runtime_only(model, recipe):
+        if kind == "gguf" and Path(model).expanduser().is_file():
+            require_transformers_route(model)
+        require("optimum.intel", "export", "exporting a model")
     _check_output(out, Path(model).expanduser().absolute() if kind != "hub" else None, force)
     if kind == "gguf" and not Path(model).expanduser().is_file():
         raise ModelNotFoundError(f"{model} does not exist", "check the path to the .gguf file")
@@ -106,7 +101,7 @@ def export(
     try:
         out.parent.mkdir(parents=True, exist_ok=True)
         remove_leftovers(out)
-        with _owned_workdir(out) as work:
+        with owned_workdir(out) as work:
             try:
                 return _export(
                     model, kind, out, work, recipe, name, say, generation, embedding, why
@@ -151,32 +146,46 @@ def _export(
     t0 = time.perf_counter()
     source: dict[str, Any] = {"kind": kind, "model": model}
     hf_model = model
+    ir = work / "ir"
+    applied: dict[str, Any] = {}
+    genai = runtime_only(model, recipe)
     if kind == "gguf":
-        from .gguf import gguf_to_hf
+        from .gguf_genai import ROUTE_GENAI, ROUTE_TRANSFORMERS
 
         src = Path(model).expanduser().resolve()
-        source = {"kind": "gguf", "model": str(src), "bytes": src.stat().st_size}
+        source = {"kind": "gguf", "model": str(src), "bytes": src.stat().st_size,
+                  "route": ROUTE_GENAI if genai else ROUTE_TRANSFORMERS}  # fmt: skip
+        say(f"route: {source['route']} ({'the runtime alone' if genai else 'export extra'})")
+    if genai:
+        from .gguf_genai import build_or_fallback
+
+        applied["gguf"] = build_or_fallback(src, ir, say)
+        genai = applied["gguf"]["route"] == ROUTE_GENAI
+        source["route"] = applied["gguf"].pop("route")
+    if kind == "gguf" and not genai:
+        from .gguf import gguf_to_hf
+
         say("step 1/3: GGUF → Hugging Face (weights dequantized, tokenizer from metadata)")
         hf_model = str(gguf_to_hf(src, work / "_hf", progress=say))
     elif kind == "dir":
         hf_model = str(Path(model).expanduser().resolve())
         source["model"] = hf_model
-    ir = work / "ir"
     pooling: dict[str, Any] = {}
     if recipe.task.startswith(EMBEDDING_TASKS):  # read first: a bad setting fails at once
         from .embedding import embedding_settings
 
         pooling["embedding"] = embedding_settings(hf_model, embedding)
-    applied: dict[str, Any] = {}
-    with capture_nncf_log() as nncf_lines:
-        _optimum_export(hf_model, ir, recipe, say)
-        # a vision-language model's image settings, where genai reads them
-        write_preprocessor_config(ir, Path(hf_model) if kind != "hub" else None)
-        if recipe.weight_format == GGUF_FORMAT:
-            from .gguf_exact import apply
+    nncf_lines: list[str] = []
+    if not genai:
+        with capture_nncf_log() as nncf_lines:
+            _optimum_export(hf_model, ir, recipe, say)
+            # a vision-language model's image settings, where genai reads them
+            write_preprocessor_config(ir, Path(hf_model) if kind != "hub" else None)
+            if recipe.weight_format == GGUF_FORMAT:
+                from .gguf_exact import apply
 
-            say("step 3/3: writing the GGUF's own quantized blocks into the IR")
-            applied["gguf"] = apply(model, ir, Path(hf_model))
+                say("step 3/3: writing the GGUF's own quantized blocks into the IR")
+                applied["gguf"] = apply(model, ir, Path(hf_model))
     if pooling:
         from .embedding import fold_position_ids
 
@@ -205,69 +214,9 @@ def _export(
         "export_seconds": round(time.perf_counter() - t0, 1),
     }
     (ir / MANIFEST).write_text(json.dumps(manifest, indent=2) + "\n")
-    _replace(ir, out)
+    replace_dir(ir, out)
     say(f"done in {time.perf_counter() - t0:.0f}s → {out}")
     return out
-
-
-@contextmanager
-def _owned_workdir(out: Path) -> Iterator[Path]:
-    """A fresh hidden work dir beside `out`, locked by this process while it exists; removed
-    on the way out, whatever happens (a SIGKILL leaves it to `remove_leftovers`)."""
-    from filelock import FileLock
-
-    token = f"{os.getpid()}-{secrets.token_hex(4)}"
-    work = out.parent / f".{out.name}.{PARTIAL}-{token}"
-    lock = FileLock(str(work) + LOCK_SUFFIX)
-    lock.acquire(timeout=0)  # the lock first: the dir never exists unowned
-    try:
-        work.mkdir()
-        yield work
-    finally:
-        shutil.rmtree(work, ignore_errors=True)
-        lock.release()
-        Path(lock.lock_file).unlink(missing_ok=True)
-
-
-def remove_leftovers(out: Path) -> list[Path]:
-    """Remove the work dirs of exports to `out` that died (their owner's lock is free), and
-    the old copies a killed `force` replacement left; return what was removed."""
-    from filelock import FileLock, Timeout
-
-    removed: list[Path] = []
-    for d in out.parent.glob(f".{out.name}.{PARTIAL}-*"):
-        if d.name.endswith(LOCK_SUFFIX):
-            if not d.with_name(d.name.removesuffix(LOCK_SUFFIX)).exists():
-                with contextlib.suppress(Timeout), FileLock(str(d), timeout=0):
-                    d.unlink(missing_ok=True)  # a lock whose dir is gone, owner dead
-            continue
-        lock = FileLock(str(d) + LOCK_SUFFIX)
-        try:
-            lock.acquire(timeout=0)
-        except Timeout:
-            continue  # a live export owns it
-        try:
-            shutil.rmtree(d, ignore_errors=True)
-            removed.append(d)
-        finally:
-            lock.release()
-            Path(lock.lock_file).unlink(missing_ok=True)
-    for d in out.parent.glob(f".{out.name}.old-*"):
-        pid = d.name.rsplit("-", 1)[-1]
-        if pid.isdigit() and not _alive(int(pid)):
-            shutil.rmtree(d, ignore_errors=True)
-            removed.append(d)
-    return removed
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except OSError:  # exists, but not ours to signal
-        return True
-    return True
 
 
 def _check_output(out: Path, source: Path | None, force: bool) -> None:
@@ -294,16 +243,6 @@ def _check_output(out: Path, source: Path | None, force: bool) -> None:
             "choose another output directory, or empty it first",
             param="output_dir",
         )
-
-
-def _replace(new: Path, out: Path) -> None:
-    if out.exists():
-        trash = out.with_name(f".{out.name}.old-{os.getpid()}")
-        out.rename(trash)
-        new.rename(out)
-        shutil.rmtree(trash, ignore_errors=True)
-    else:
-        new.rename(out)
 
 
 def _optimum_export(model: str, ir: Path, recipe: Recipe, say: Progress) -> None:

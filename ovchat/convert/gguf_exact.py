@@ -18,9 +18,10 @@ compressed-weight MatMul/Gather:
 
 Every swapped tensor is checked before writing: the blocks, dequantized, must give the
 Hugging Face weight the GGUF import produced (to within f16 rounding of z), so a wrong
-name mapping or q/k permutation cannot pass. Written by hand: neither optimum-intel nor
-nncf nor openvino-genai keeps a GGUF's blocks in an IR (genai's own GGUF reader builds a
-graph of its own, without ovchat's tokenizer fixes, and dequantizes Q4_1 to f16).
+name mapping or q/k permutation cannot pass. Used only on the transformers route (the
+architectures openvino-genai's GGUF reader does not take); llama, qwen2 and qwen3 files go
+through that reader instead (gguf_genai.py, gguf_ir.py). Written by hand: optimum-intel and
+nncf do not keep a GGUF's blocks in an IR.
 """
 
 from __future__ import annotations

@@ -8,7 +8,7 @@ from typing import Any
 
 from ..errors import OptionError
 
-# "gguf": a GGUF source's own Q4_0/Q4_1/Q8_0 blocks kept as they are (convert/gguf_exact.py)
+# "gguf": a GGUF source's own quantized blocks kept as they are (convert/gguf_genai.py)
 GGUF_FORMAT = "gguf"
 WEIGHT_FORMATS = ("int4", "int8", "fp16", "fp32", GGUF_FORMAT)
 FALLBACKS = ("error", "ignore", "adjust")

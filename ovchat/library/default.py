@@ -102,6 +102,8 @@ class KnownModel:
         asked = (m.get("recipe") or {}).get("asked") or {}
         if tag is not None and asked.get("weight_format") != tag:
             return False  # e.g. an int4 export where this version keeps the GGUF's blocks
+        if tag == "gguf" and not (m.get("source") or {}).get("route"):
+            return False  # made through transformers: now openvino-genai's reader, no torch
         return bool(m.get("generation_overrides") == self.generation)
 
 

@@ -20,6 +20,8 @@ from ..progress import Progress, printer
 from .default import KNOWN, KnownModel
 from .held import holders
 from .names import RECIPE_TAGS, Ref, check_tag_recipe, name_from_source, parse_ref, recipe_for_tag
+from .ollama import PREFIX, is_ollama
+from .ollama import resolve as resolve_ollama
 from .store import (
     Entry,
     delete_export,
@@ -45,12 +47,17 @@ def pull(
     generation: dict[str, Any] | None = None,
     embedding: dict[str, Any] | None = None,
 ) -> Entry:
-    """Export `source` (HF id, HF dir or .gguf) into the library as `name` (`name:tag`;
-    default: named after the source, tagged with its weight format).
+    """Export `source` (HF id, HF dir, .gguf, or `ollama:NAME[:TAG]`) into the library as
+    `name` (`name:tag`; default: named after the source, tagged with its weight format).
 
     `force` replaces an existing `name:tag`. The other arguments are `export()`'s.
     """
     recipe = (recipe or Recipe()).validate()
+    display = None
+    if is_ollama(source):  # a model in the local Ollama store: its GGUF blob, no download
+        display = source.removeprefix(PREFIX)
+        link, ollama_name = resolve_ollama(source)
+        source, name = str(link), name or ollama_name
     ref = parse_ref(name, param="name") if name else Ref(name_from_source(source))
     tag = ref.tag or recipe.weight_format
     check_tag_recipe(tag, recipe)
@@ -64,7 +71,7 @@ def pull(
         generation=generation,
         embedding=embedding,
         # the manifest's name: a hub id as is, a local dir or file by its own name
-        display=local.stem if local.exists() else source,
+        display=display or (local.stem if local.exists() else source),
     )
 
 
@@ -81,8 +88,12 @@ def _pull(
     known: KnownModel | None = None,
     first_use: bool = False,
 ) -> Entry:
-    require("optimum.intel", "export", f"pulling {ref}")
     from ..convert.export import export
+    from ..convert.gguf_genai import runtime_only
+
+    # (a .gguf file: export() says which route it needs and why)
+    if not runtime_only(source, recipe) and not source.lower().endswith(".gguf"):
+        require("optimum.intel", "export", f"pulling {ref}")
 
     assert ref.tag is not None
     with storage("pull a model"):

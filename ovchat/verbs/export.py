@@ -1,6 +1,6 @@
 """`ovchat export`: a Hugging Face id, HF dir or .gguf → an OpenVINO IR dir (int4 by default,
-optimum-intel's int4 recipe: symmetric, groups of 128, ratio 0.6; int8 for embedding models; for a
-.gguf source the GGUF's own Q4_0/Q4_1/Q8_0 blocks, weight format gguf)."""
+optimum-intel's int4 recipe: symmetric, groups of 128, ratio 0.6; int8 for embedding models;
+for a .gguf source the GGUF's own quantized blocks, weight format gguf: docs/gguf.md)."""
 
 from __future__ import annotations
 

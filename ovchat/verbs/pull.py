@@ -1,12 +1,14 @@
-"""`ovchat pull SOURCE [NAME]`: export a Hugging Face id or dir, or a .gguf file, into the model
-library under NAME (`name` or `name:tag`; default: named after the source, tagged with its
-weight format). The export options are `ovchat export`'s; the export is atomic."""
+"""`ovchat pull SOURCE [NAME]`: export a Hugging Face id or dir, a .gguf file or a model of the
+local Ollama store (`ollama:NAME[:TAG]`) into the model library under NAME (`name` or
+`name:tag`; default: named after the source, tagged with its weight format). The export
+options are `ovchat export`'s; the export is atomic."""
 
 from __future__ import annotations
 
 import argparse
 
 from ..library.names import RECIPE_TAGS, parse_ref
+from ..library.ollama import is_ollama
 from ..library.pull import pull
 from .export import FLAGS as EXPORT_FLAGS
 from .export import add_recipe_arguments, embedding_from_args, recipe_from_args
@@ -15,7 +17,11 @@ FLAGS = {**EXPORT_FLAGS, "name": "NAME"}
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("source", help="Hugging Face id, local HF model dir, or .gguf file")
+    p.add_argument(
+        "source",
+        help="Hugging Face id, local HF model dir, .gguf file, or ollama:NAME[:TAG] (a model "
+        "in the local Ollama store, $OLLAMA_MODELS or ~/.ollama/models)",
+    )
     p.add_argument("name", nargs="?", help="library name, e.g. phi3 or phi3:int8")
     add_recipe_arguments(p)
 
@@ -24,7 +30,10 @@ def main(args: argparse.Namespace) -> int:
     # A weight-format tag (phi3:int8) asks for that recipe when no --weight-format says so.
     tag = parse_ref(args.name, param="name").tag if args.name else None
     recipe = recipe_from_args(
-        args, weight_format=tag if tag in RECIPE_TAGS else None, source=args.source
+        args,
+        weight_format=tag if tag in RECIPE_TAGS else None,
+        # an Ollama model is a GGUF file: the same default (its own blocks)
+        source="model.gguf" if is_ollama(args.source) else args.source,
     )
     entry = pull(
         args.source,

@@ -1,0 +1,87 @@
+"""Bad GGUF input: a truncated or corrupt file, an architecture openvino-genai does not read
+(without the export extra), a tensor type nothing here reads. Each is one line saying what
+and what to do (exit 2), and nothing is left in the library."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+from test_gguf_genai import BLOCKED_CLI
+
+
+def _tiny(path: Path, arch: str = "llama", kind: str = "F32") -> Path:
+    import gguf
+
+    w = gguf.GGUFWriter(str(path), arch)
+    w.add_block_count(1)
+    qtype = gguf.GGMLQuantizationType[kind]
+    if kind == "F32":
+        w.add_tensor("blk.0.attn_q.weight", np.zeros((32, 32), np.float32))
+    else:  # raw blocks of the type, zeros
+        size, per = gguf.GGML_QUANT_SIZES[qtype]
+        w.add_tensor("blk.0.attn_q.weight", np.zeros((32, 32 // per * size), np.uint8),
+                     raw_dtype=qtype)  # fmt: skip
+    w.write_header_to_file()
+    w.write_kv_data_to_file()
+    w.write_tensors_to_file()
+    w.close()
+    return path
+
+
+def _pull(path: Path, home: Path) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "OVCHAT_HOME": str(home)}
+    return subprocess.run([sys.executable, "-c", BLOCKED_CLI, "pull", str(path), "bad"],
+                          capture_output=True, text=True, timeout=300, env=env)  # fmt: skip
+
+
+def _one_line(r: subprocess.CompletedProcess[str]) -> str:
+    assert r.returncode == 2, (r.returncode, r.stderr)
+    lines = [ln for ln in r.stderr.splitlines() if ln.strip()]
+    assert "Traceback" not in r.stderr
+    assert len([ln for ln in lines if "error" in ln]) == 1, r.stderr
+    return r.stderr
+
+
+def _nothing_left(home: Path) -> None:
+    models = home / "models"
+    left = [p.name for p in models.iterdir()] if models.is_dir() else []
+    assert not [n for n in left if n != "library"], left
+    assert not list((models / "library").rglob("*.json")) if (models / "library").is_dir() else True
+
+
+@pytest.fixture()
+def home(tmp_path):
+    return tmp_path / "home"
+
+
+def test_truncated_file(smollm2_gguf, tmp_path, home):
+    cut = tmp_path / "cut.gguf"
+    cut.write_bytes(smollm2_gguf.read_bytes()[: 40 << 20])
+    err = _one_line(_pull(cut, home))
+    assert "cut.gguf is not a readable GGUF file" in err and "download it again" in err
+    _nothing_left(home)
+
+
+def test_corrupt_file(tmp_path, home):
+    bad = tmp_path / "noise.gguf"
+    bad.write_bytes(b"GGUF" + np.random.default_rng(0).bytes(4096))
+    err = _one_line(_pull(bad, home))
+    assert "noise.gguf is not a readable GGUF file" in err
+    _nothing_left(home)
+
+
+def test_unknown_architecture_without_the_export_extra(tmp_path, home):
+    err = _one_line(_pull(_tiny(tmp_path / "m.gguf", arch="mamba9"), home))
+    assert "architecture 'mamba9'" in err and "pip install 'ovchat[export]'" in err
+    _nothing_left(home)
+
+
+def test_unsupported_tensor_type(tmp_path, home):
+    err = _one_line(_pull(_tiny(tmp_path / "q.gguf", kind="Q8_1"), home))
+    assert "Q8_1 tensors, a type ovchat cannot read" in err and "Q4_K_M" in err
+    _nothing_left(home)
