@@ -184,7 +184,7 @@ class ServerSettings(BaseModel):
     max_upload_bytes: int = Field(
         DEFAULT_MAX_UPLOAD_BYTES,
         ge=1,
-        description="the same for audio uploads (/v1/audio/*)",
+        description="larger audio uploads (/v1/audio/*) get 413",
     )
     max_audio_seconds: Positive = Field(
         DEFAULT_MAX_AUDIO_SECONDS, description="longer audio gets 400"
@@ -194,8 +194,9 @@ class ServerSettings(BaseModel):
     )
     engine_process: bool = Field(
         True,
-        description="run each chat model's engine in a process of its own, so that no engine "
-        "step holds up /health or other requests",
+        description="run each text chat model's engine in a process of its own, so that no "
+        "engine step holds up /health or other requests (on; --no-engine-process: in the "
+        "server's process)",
     )
     grammar_timeout: Positive = Field(
         DEFAULT_GRAMMAR_TIMEOUT,
