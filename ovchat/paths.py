@@ -7,9 +7,11 @@ The cache root is $OVCHAT_HOME, else the platform's user cache dir (XDG on Linux
 from __future__ import annotations
 
 import os
+import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 ENV_HOME = "OVCHAT_HOME"
 LOCK_TIMEOUT_SECONDS = -1  # wait as long as the other process needs (an export: minutes)
@@ -47,3 +49,24 @@ def file_lock(path: Path, timeout: float = LOCK_TIMEOUT_SECONDS) -> Iterator[Non
     path.parent.mkdir(parents=True, exist_ok=True)
     with FileLock(str(path), timeout=timeout):
         yield
+
+
+def portable(value: Any) -> Any:
+    """`value` (a report: dicts, lists, strings) with this machine's paths written so that
+    they mean the same elsewhere: under the cache root as $OVCHAT_HOME/..., under the temp
+    dir as $TMPDIR/..., under the user's home as ~/... (the reports `--json` writes)."""
+    if isinstance(value, dict):
+        return {k: portable(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [portable(v) for v in value]
+    if not isinstance(value, str) or not value.startswith("/"):
+        return value
+    roots = (
+        (str(home()), "$OVCHAT_HOME"),
+        (tempfile.gettempdir(), "$TMPDIR"),
+        (str(Path.home()), "~"),
+    )
+    for root, name in roots:
+        if value == root or value.startswith(root.rstrip("/") + "/"):
+            return name + value[len(root.rstrip("/")) :]
+    return value

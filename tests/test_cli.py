@@ -159,3 +159,24 @@ def test_unknown_hub_id_offline(tmp_path):
                 env={"HF_HUB_OFFLINE": "1", "HF_HUB_CACHE": str(tmp_path / "c")})  # fmt: skip
     assert_one_line_error(r, "no-such-org/no-such-model")
     assert not (tmp_path / "o").exists()
+
+
+def test_json_reports_carry_no_machine_paths(tmp_path):
+    """`--json` reports (bench, eval) write this machine's paths portably."""
+    import tempfile
+    from pathlib import Path
+
+    from ovchat.paths import home
+    from ovchat.verbs.cliargs import write_json
+
+    report = {
+        "model": str(home() / "models" / "smollm2" / "gguf"),
+        "rows": [{"cache": str(Path(tempfile.gettempdir()) / "ov-cache")}],
+        "other": "/opt/elsewhere",
+    }
+    out = tmp_path / "r.json"
+    write_json(report, str(out))
+    got = json.loads(out.read_text())
+    assert got["model"] == "$OVCHAT_HOME/models/smollm2/gguf"
+    assert got["rows"][0]["cache"] == "$TMPDIR/ov-cache"
+    assert got["other"] == "/opt/elsewhere"

@@ -15,6 +15,7 @@ from typing import Any
 from ..engine import DEFAULT_DEVICE, Completion
 from ..errors import OptionError, OvchatError
 from ..options import DEFAULT_MAX_NEW_TOKENS, GenerationOptions
+from ..paths import portable
 
 # GenerationOptions field → flag, for the verbs that generate.
 GENERATION_FLAGS = {
@@ -167,8 +168,9 @@ def add_report_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def write_json(data: Any, dest: str) -> None:
-    """`--json` output: "-" is stdout (the human-readable report then goes to stderr)."""
-    text = json.dumps(data, indent=2)
+    """`--json` output: "-" is stdout (the human-readable report then goes to stderr). Paths
+    of this machine are written portably ($OVCHAT_HOME/..., $TMPDIR/..., ~/...)."""
+    text = json.dumps(portable(data), indent=2)
     if dest == "-":
         print(text)
     else:
