@@ -203,3 +203,14 @@ def dir_size_mb(path: Path, patterns: tuple[str, ...] = ("openvino_model.*",)) -
 def _is_local_path(name: str) -> bool:
     """A name that is a path on this machine (a local source), not a hub id like org/model."""
     return os.path.isabs(name) or name.startswith(("./", "../", "~", ".\\")) or "\\" in name
+
+
+def require_kind(info: ModelInfo, kind: Kind, what: str, how: str) -> None:
+    """Refuse an export of another kind than `kind`: `what` names what was wanted ("a
+    reranker"), `how` how to get one."""
+    if info.kind != kind:
+        raise InvalidModelError(
+            f"{info.name} is {KIND_ARTICLE[info.kind]} {info.kind} model, not {what}",
+            f"{how} (use this one with {KIND_USE[info.kind]})",
+            param="model",
+        )

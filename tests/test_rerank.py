@@ -108,7 +108,10 @@ def test_cli_rerank_json_and_table(tiny_reranker, reranker, capsys):
     out = json.loads(r.stdout)
     want = reranker.rerank(QUERY, DOCS).results
     assert [d["index"] for d in out["results"]] == [w.index for w in want]
-    assert np.allclose([d["relevance_score"] for d in out["results"]], [w.score for w in want])
+    # another process, its own compile: the same tolerance as against PyTorch
+    assert np.allclose(
+        [d["relevance_score"] for d in out["results"]], [w.score for w in want], atol=1e-4
+    )
     assert [d["document"] for d in out["results"]] == [DOCS[w.index] for w in want]
     r = run_main(capsys, "rerank", "-m", str(tiny_reranker), QUERY, *DOCS, "--top-n", "2")
     lines = r.stdout.splitlines()

@@ -17,10 +17,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from ..errors import ContextLengthError, InvalidModelError, OptionError
-from ..modeldir import check_model_dir, read_model_info
-from ..paths import compiled_cache_dir
+from ..errors import ContextLengthError, OptionError
+from ..modeldir import check_model_dir, read_model_info, require_kind
 from .device import DEFAULT_DEVICE, check_device, load_error
+from .runtime import pipeline_properties
 
 DEFAULT_EMBED_PROPERTIES: dict[str, str] = {"PERFORMANCE_HINT": "LATENCY", "NUM_STREAMS": "1"}
 BATCH = 32  # texts per pipeline call, sorted by length: each batch pads to its longest
@@ -52,20 +52,17 @@ class Embedder:
     ) -> None:
         self.path = check_model_dir(model_dir)
         self.info = read_model_info(self.path)
-        if self.info.kind != "embedding":
-            raise InvalidModelError(
-                f"{self.info.name} is a chat model, not an embedding model",
-                "load an embedding model: one exported with the task feature-extraction",
-                param="model",
-            )
+        require_kind(
+            self.info,
+            "embedding",
+            "an embedding model",
+            "load an embedding model: one exported with the task feature-extraction",
+        )
         self.device = check_device(device)
         self.settings: dict[str, Any] = dict(
             self.info.manifest.get("embedding") or FALLBACK_SETTINGS
         )
-        cache = {"CACHE_DIR": str(compiled_cache_dir())}
-        self.properties = {**DEFAULT_EMBED_PROPERTIES, **cache, **(properties or {})}
-        if self.properties.get("CACHE_DIR") in ("", None):
-            self.properties.pop("CACHE_DIR", None)  # CACHE_DIR="" turns the cache off
+        self.properties = pipeline_properties(DEFAULT_EMBED_PROPERTIES, properties)
         self.context_length = min(
             self.info.context_length,
             int(self.settings.get("max_length") or self.info.context_length),
@@ -95,8 +92,6 @@ class Embedder:
             cfg.query_instruction = self.settings["query_instruction"]
         if self.settings.get("embed_instruction"):
             cfg.embed_instruction = self.settings["embed_instruction"]
-        if self.properties.get("CACHE_DIR"):
-            Path(self.properties["CACHE_DIR"]).mkdir(parents=True, exist_ok=True)
         try:
             pipe = cls(str(self.path), self.device, cfg, **self.properties)
             return pipe, ov_genai.Tokenizer(str(self.path))

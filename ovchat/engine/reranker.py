@@ -18,15 +18,9 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import ContextLengthError, InvalidModelError, OptionError
-from ..modeldir import (
-    KIND_ARTICLE,
-    KIND_USE,
-    check_model_dir,
-    read_json_object,
-    read_model_info,
-)
-from ..paths import compiled_cache_dir
+from ..modeldir import check_model_dir, read_json_object, read_model_info, require_kind
 from .device import DEFAULT_DEVICE, check_device, load_error
+from .runtime import pipeline_properties
 
 DEFAULT_RERANK_PROPERTIES: dict[str, str] = {"PERFORMANCE_HINT": "LATENCY", "NUM_STREAMS": "1"}
 BATCH = 32  # pairs per pipeline call: padding to the longest pair costs less in small batches
@@ -60,19 +54,14 @@ class Reranker:
     ) -> None:
         self.path = check_model_dir(model_dir)
         self.info = read_model_info(self.path)
-        if self.info.kind != "rerank":
-            raise InvalidModelError(
-                f"{self.info.name} is {KIND_ARTICLE[self.info.kind]} {self.info.kind} model, "
-                "not a reranker",
-                "load a cross-encoder exported with the task text-classification "
-                f"(use this one with {KIND_USE[self.info.kind]})",
-                param="model",
-            )
+        require_kind(
+            self.info,
+            "rerank",
+            "a reranker",
+            "load a cross-encoder exported with the task text-classification",
+        )
         self.device = check_device(device)
-        cache = {"CACHE_DIR": str(compiled_cache_dir())}
-        self.properties = {**DEFAULT_RERANK_PROPERTIES, **cache, **(properties or {})}
-        if self.properties.get("CACHE_DIR") in ("", None):
-            self.properties.pop("CACHE_DIR", None)  # CACHE_DIR="" turns the cache off
+        self.properties = pipeline_properties(DEFAULT_RERANK_PROPERTIES, properties)
         self.context_length = self.info.context_length
         t0 = time.perf_counter()
         self._pipe, self.tokenizer = self._load()
@@ -86,8 +75,6 @@ class Reranker:
         cfg = cls.Config()
         cfg.top_n = BATCH  # every pair of a batch is scored; ovchat sorts and cuts
         cfg.max_length = self.context_length
-        if self.properties.get("CACHE_DIR"):
-            Path(self.properties["CACHE_DIR"]).mkdir(parents=True, exist_ok=True)
         try:
             pipe = cls(str(self.path), self.device, cfg, **self.properties)
             # Built as the pipeline builds its own: with a second input for the document

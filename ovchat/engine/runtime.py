@@ -80,3 +80,17 @@ def runtime_properties(
     else:
         Path(props["CACHE_DIR"]).mkdir(parents=True, exist_ok=True)
     return props
+
+
+def pipeline_properties(
+    defaults: Mapping[str, Any], properties: Mapping[str, Any] | None
+) -> dict[str, Any]:
+    """A non-chat pipeline's properties (embedder, reranker, transcriber): `defaults`, the
+    compiled-model cache, then the caller's (CACHE_DIR="" turns the cache off). The cache
+    dir is made here, so loading needs no more."""
+    props = {**defaults, "CACHE_DIR": str(compiled_cache_dir()), **(properties or {})}
+    if props.get("CACHE_DIR") in ("", None):
+        props.pop("CACHE_DIR", None)
+    else:
+        Path(props["CACHE_DIR"]).mkdir(parents=True, exist_ok=True)
+    return props

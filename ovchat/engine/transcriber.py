@@ -16,10 +16,10 @@ from pathlib import Path
 from typing import Any, Literal
 
 from ..audio import SAMPLE_RATE
-from ..errors import InvalidModelError, OptionError
-from ..modeldir import KIND_ARTICLE, KIND_USE, check_model_dir, read_model_info
-from ..paths import compiled_cache_dir
+from ..errors import OptionError
+from ..modeldir import check_model_dir, read_model_info, require_kind
 from .device import DEFAULT_DEVICE, check_device, load_error
+from .runtime import pipeline_properties
 
 DEFAULT_SPEECH_PROPERTIES: dict[str, str] = {"PERFORMANCE_HINT": "LATENCY", "NUM_STREAMS": "1"}
 Task = Literal["transcribe", "translate"]
@@ -57,19 +57,14 @@ class Transcriber:
     ) -> None:
         self.path = check_model_dir(model_dir)
         self.info = read_model_info(self.path)
-        if self.info.kind != "speech":
-            raise InvalidModelError(
-                f"{self.info.name} is {KIND_ARTICLE[self.info.kind]} {self.info.kind} model, "
-                "not a speech model",
-                "load a Whisper model exported with the task automatic-speech-recognition "
-                f"(use this one with {KIND_USE[self.info.kind]})",
-                param="model",
-            )
+        require_kind(
+            self.info,
+            "speech",
+            "a speech model",
+            "load a Whisper model exported with the task automatic-speech-recognition",
+        )
         self.device = check_device(device)
-        cache = {"CACHE_DIR": str(compiled_cache_dir())}
-        self.properties = {**DEFAULT_SPEECH_PROPERTIES, **cache, **(properties or {})}
-        if self.properties.get("CACHE_DIR") in ("", None):
-            self.properties.pop("CACHE_DIR", None)  # CACHE_DIR="" turns the cache off
+        self.properties = pipeline_properties(DEFAULT_SPEECH_PROPERTIES, properties)
         t0 = time.perf_counter()
         self._pipe = self._load()
         self.load_seconds = time.perf_counter() - t0
@@ -82,8 +77,6 @@ class Transcriber:
     def _load(self) -> Any:
         import openvino_genai as ov_genai
 
-        if self.properties.get("CACHE_DIR"):
-            Path(self.properties["CACHE_DIR"]).mkdir(parents=True, exist_ok=True)
         try:
             return ov_genai.WhisperPipeline(str(self.path), self.device, **self.properties)
         except RuntimeError as e:
