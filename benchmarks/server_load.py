@@ -45,6 +45,8 @@ from typing import Any
 
 import httpx
 
+from ovchat.paths import portable
+
 HEALTH_EVERY = 0.05
 TIMEOUT = 900
 
@@ -310,7 +312,9 @@ def main() -> int:
     if args.json:
         meta = {"load_before": load_before, "load_after": load_after, "cpus": os.cpu_count(),
                 "argv": sys.argv[1:], "gguf": str(args.gguf)}  # fmt: skip
-        args.json.write_text(json.dumps({"meta": meta, "results": results}, indent=2) + "\n")
+        args.json.write_text(
+            json.dumps(portable({"meta": meta, "results": results}), indent=2) + "\n"
+        )
     return 0
 
 

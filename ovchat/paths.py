@@ -7,6 +7,7 @@ The cache root is $OVCHAT_HOME, else the platform's user cache dir (XDG on Linux
 from __future__ import annotations
 
 import os
+import sys
 import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -53,8 +54,9 @@ def file_lock(path: Path, timeout: float = LOCK_TIMEOUT_SECONDS) -> Iterator[Non
 
 def portable(value: Any) -> Any:
     """`value` (a report: dicts, lists, strings) with this machine's paths written so that
-    they mean the same elsewhere: under the cache root as $OVCHAT_HOME/..., under the temp
-    dir as $TMPDIR/..., under the user's home as ~/... (the reports `--json` writes)."""
+    they mean the same elsewhere (the reports `--json` writes): under the cache root as
+    $OVCHAT_HOME/..., under the Python environment as $PYTHON_PREFIX/..., under the temp dir
+    as $TMPDIR/..., under the user's home as ~/..."""
     if isinstance(value, dict):
         return {k: portable(v) for k, v in value.items()}
     if isinstance(value, list | tuple):
@@ -63,6 +65,7 @@ def portable(value: Any) -> Any:
         return value
     roots = (
         (str(home()), "$OVCHAT_HOME"),
+        (sys.prefix, "$PYTHON_PREFIX"),  # the venv: packages' own files (a shipped GGUF)
         (tempfile.gettempdir(), "$TMPDIR"),
         (str(Path.home()), "~"),
     )

@@ -66,8 +66,16 @@ def test_cli_reference_is_every_verbs_help():
     assert not missing, missing
 
 
+def _benchmark_flags() -> set[str]:
+    """The flags of the scripts under benchmarks/ (their own argparse parsers)."""
+    flags: set[str] = set()
+    for script in (ROOT / "benchmarks").glob("*.py"):
+        flags.update(re.findall(r"add_argument\(\s*\"(--[a-z][a-z0-9-]*)\"", script.read_text()))
+    return flags
+
+
 def test_every_flag_the_docs_name_exists():
-    known = _all_flags() | OTHER_PROGRAMS
+    known = _all_flags() | _benchmark_flags() | OTHER_PROGRAMS
     unknown = {}
     for page in PAGES:
         bad = _named_flags(page.read_text()) - known

@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import EngineError, InvalidModelError, OptionError, reason
-from ..modeldir import KIND_ARTICLE, KIND_USE, check_model_dir, read_model_info
+from ..modeldir import KIND_ARTICLE, KIND_USE, Kind, check_model_dir, read_model_info
 from ..options import GenerationOptions
 from . import kvcache
 from .device import DEFAULT_DEVICE, check_device, load_error
@@ -54,6 +54,8 @@ DEFAULT_PREFILL_CHUNK = 128
 class Engine:
     """A model loaded once; `stream()` may be called many times (concurrently with batching)."""
 
+    KIND: Kind = "chat"  # the kind of export it loads (VisionEngine: "vision")
+
     def __init__(
         self,
         model_dir: str | Path,
@@ -74,7 +76,7 @@ class Engine:
             )
         self.path = check_model_dir(model_dir)
         self.info = read_model_info(self.path)
-        if self.info.kind != "chat":
+        if self.info.kind != self.KIND:
             raise InvalidModelError(
                 f"{self.info.name} is {KIND_ARTICLE[self.info.kind]} {self.info.kind} model: "
                 "it does not generate text",

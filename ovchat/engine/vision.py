@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import OptionError, reason
-from ..modeldir import model_kind
+from ..modeldir import Kind, model_kind
 from ..options import GenerationOptions
 from .device import DEFAULT_DEVICE, load_error
 from .engine import Engine
@@ -62,6 +62,8 @@ def with_images(prompt: Prompt, count: int) -> Prompt:
 
 class VisionEngine(Engine):
     """An Engine for a vision-language export: `plan(..., images=[...])` adds images."""
+
+    KIND: Kind = "vision"
 
     def __init__(
         self,

@@ -17,7 +17,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from .. import errors
+import ovchat.errors as errors
+
 from .planner import Plan
 from .types import Chunk, EngineStatus
 
