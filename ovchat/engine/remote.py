@@ -249,10 +249,13 @@ class EngineClient:
 
     def status(self) -> EngineStatus:
         """The engine's occupancy as it last reported it (every few tens of ms, or after the
-        step under way); requests sent since, and not ended, count as pending."""
-        s = self._status
-        unseen = len(self._sinks) - s.active - s.pending
-        return replace(s, pending=s.pending + unseen) if unseen > 0 else s
+        step under way), bounded by what this side knows: the answers still in flight (sent
+        and not ended); those the report has not seen yet count as pending."""
+        s, inflight = self._status, len(self._sinks)
+        if inflight == 0:  # every answer has ended: whatever the last report said
+            return replace(s, active=0, pending=0, kv_cache_usage=0.0)
+        active = min(s.active, inflight)
+        return replace(s, active=active, pending=max(s.pending, inflight - active))
 
     def cancel_all(self) -> None:
         """End every answer in flight (finish reason "cancelled") and any submitted later."""
