@@ -176,7 +176,34 @@ def build(src: Path, ir: Path, say: Progress) -> dict[str, Any]:
     say("step 2/2: checking every weight against the GGUF's own dequantization")
     applied = keep_blocks(reader, ir / "openvino_model.xml", substituted)
     _write_configs(reader, ir, str(arch))
-    return {"route": ROUTE_GENAI, "tensor_types": dict(kinds), **applied}
+    hf_tokenizer = _write_hf_tokenizer(src, ir)
+    return {
+        "route": ROUTE_GENAI,
+        "tensor_types": dict(kinds),
+        "hf_tokenizer": hf_tokenizer,
+        **applied,
+    }
+
+
+def _write_hf_tokenizer(src: Path, ir: Path) -> bool:
+    """Hugging Face tokenizer files beside the IR, so that optimum-intel's path
+    (OVModelForCausalLM + AutoTokenizer) works on the export too: only where the export
+    extra is installed (ovchat itself reads openvino_tokenizer.xml) and for BPE (gpt2)
+    tokenizers, which convert/gguf.py rebuilds from the GGUF's metadata."""
+    import importlib.util
+
+    try:
+        if importlib.util.find_spec("transformers") is None:
+            return False
+    except ImportError:  # hidden or broken: the runtime alone
+        return False
+    from .gguf import build_tokenizer, read_metadata
+
+    meta = read_metadata(src)
+    if meta.get("tokenizer.ggml.model") != "gpt2":
+        return False
+    build_tokenizer(meta).save_pretrained(str(ir))
+    return True
 
 
 # genai reads and compiles in a process of its own: what it holds is gone when it ends, so
