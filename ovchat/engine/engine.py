@@ -21,7 +21,7 @@ import time
 from collections.abc import AsyncIterator, Callable, Iterator, Mapping, Sequence
 from dataclasses import replace
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 from ..errors import EngineError, InvalidModelError, OptionError, reason
 from ..modeldir import KIND_ARTICLE, KIND_USE, check_model_dir, read_model_info
@@ -54,6 +54,8 @@ DEFAULT_PREFILL_CHUNK = 128
 class Engine:
     """A model loaded once; `stream()` may be called many times (concurrently with batching)."""
 
+    KIND: ClassVar[str] = "chat"  # the export kind this class loads (VisionEngine: "vision")
+
     def __init__(
         self,
         model_dir: str | Path,
@@ -74,7 +76,7 @@ class Engine:
             )
         self.path = check_model_dir(model_dir)
         self.info = read_model_info(self.path)
-        if self.info.kind != "chat":
+        if self.info.kind != self.KIND:
             raise InvalidModelError(
                 f"{self.info.name} is {KIND_ARTICLE[self.info.kind]} {self.info.kind} model: "
                 "it does not generate text",

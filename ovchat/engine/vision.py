@@ -63,6 +63,8 @@ def with_images(prompt: Prompt, count: int) -> Prompt:
 class VisionEngine(Engine):
     """An Engine for a vision-language export: `plan(..., images=[...])` adds images."""
 
+    KIND = "vision"
+
     def __init__(
         self,
         model_dir: str | Path,
