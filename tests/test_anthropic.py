@@ -122,10 +122,10 @@ def test_errors_are_anthropics(client, engine, server):
     r = httpx.post(f"{server.url}/v1/messages", json={"messages": USER},
                    headers={"x-api-key": KEY})  # fmt: skip
     assert r.status_code == 400 and "max_tokens" in r.json()["error"]["message"]
-    image = [{"role": "user", "content": [{"type": "image", "source": {}}]}]
-    r = httpx.post(f"{server.url}/v1/messages", json={"messages": image, "max_tokens": 4},
+    document = [{"role": "user", "content": [{"type": "document", "source": {}}]}]
+    r = httpx.post(f"{server.url}/v1/messages", json={"messages": document, "max_tokens": 4},
                    headers={"x-api-key": KEY})  # fmt: skip
-    assert r.status_code == 400 and "image" in r.json()["error"]["message"]
+    assert r.status_code == 400 and "document" in r.json()["error"]["message"]
     with pytest.raises(anthropic.AuthenticationError) as au:
         anthropic.Anthropic(base_url=server.url, api_key="wrong", max_retries=0).messages.create(
             model=engine.info.name, max_tokens=4, messages=USER)  # fmt: skip

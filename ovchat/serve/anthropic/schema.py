@@ -3,8 +3,9 @@ messages, GenerationOptions and tools as the OpenAI endpoints.
 
 Content blocks: text, tool_use (an assistant's call), tool_result (its result, in the next
 user turn; each becomes a "tool" message), thinking (an earlier answer's reasoning: left out
-of the prompt, as templates drop it). Images and documents are refused (400 naming the
-block): the served models read text.
+of the prompt, as templates drop it), image (base64, or a URL when the server fetches
+them: the same image path as OpenAI's image_url parts, serve/images.py; a text-only model
+answers it with a 400 naming the block). Documents are refused (400 naming the block).
 
 The system prompt loses the per-request header lines some clients put first (Claude Code's
 `x-anthropic-billing-header: …`, different in every request): left in, they would change
@@ -20,7 +21,9 @@ from typing import Annotated, Any, Literal
 from pydantic import ConfigDict, Field, field_validator
 
 from ...engine.tools import ToolSet, check_tools
+from ...engine.vision import image_tag
 from ...options import GenerationOptions, MaxNewTokens, TopK, TopP
+from ..errors import APIError
 from ..requestmodel import RequestModel
 from ..schema_parts import StrictModel
 
@@ -28,7 +31,33 @@ STRICT = ConfigDict(extra="ignore", strict=True, populate_by_name=True)
 # Per-request lines that must not reach the prompt (they vary; the model has no use for them).
 HEADER_LINE = re.compile(r"^x-anthropic-[a-z-]+:[^\n]*(\n|$)", re.MULTILINE)
 MAX_STOP_SEQUENCES = 16
-UNSUPPORTED_BLOCKS = ("image", "document", "search_result", "container_upload")
+UNSUPPORTED_BLOCKS = ("document", "search_result", "container_upload")
+KNOWN_BLOCKS = ("text", "image", "tool_use", "tool_result", "thinking", "redacted_thinking")
+
+
+class ImageSource(StrictModel):
+    """An image block's source: base64 data with its media type, or a URL."""
+
+    model_config = STRICT
+
+    type: Literal["base64", "url"]
+    media_type: str | None = None
+    data: str | None = None
+    url: str | None = None
+
+    def as_url(self, where: str) -> str:
+        """The image as a URL for serve/images.py (base64 → a data: URL)."""
+        if self.type == "url":
+            if not self.url:
+                raise APIError(400, f"{where}: a url image source needs its url", param=where)
+            return self.url
+        if not self.data or not (self.media_type or "").startswith("image/"):
+            raise APIError(
+                400,
+                f"{where}: a base64 image source needs data and an image/* media_type",
+                param=where,
+            )
+        return f"data:{self.media_type};base64,{self.data}"
 
 
 class Block(StrictModel):
@@ -46,13 +75,14 @@ class Block(StrictModel):
     is_error: bool | None = None
     thinking: str | None = None
     signature: str | None = None
+    source: ImageSource | None = None
 
     @field_validator("type")
     @classmethod
     def _known(cls, v: str) -> str:
         if v in UNSUPPORTED_BLOCKS:
             raise ValueError(f"{v} blocks are not supported: the served models read text")
-        if v not in ("text", "tool_use", "tool_result", "thinking", "redacted_thinking"):
+        if v not in KNOWN_BLOCKS:
             raise ValueError(f"unknown content block type {v!r}")
         return v
 
@@ -72,12 +102,24 @@ class MessageIn(StrictModel):
     role: Literal["user", "assistant"]
     content: list[Block] | str  # the list first: its errors name the block
 
-    def as_dicts(self) -> list[dict[str, Any]]:
+    def images(self) -> list[Block]:
+        return (
+            [b for b in self.content if b.type == "image"] if isinstance(self.content, list) else []
+        )
+
+    def as_dicts(self, first_image: int = 0) -> list[dict[str, Any]]:
         """This turn as the planner's messages: tool results first (as "tool" messages),
-        then the text; an assistant turn's calls as OpenAI-shaped tool_calls."""
+        then the text (an image block: its tag, engine/vision.py, numbered from
+        `first_image` over the request); an assistant turn's calls as OpenAI-shaped
+        tool_calls."""
         if isinstance(self.content, str):
             return [{"role": self.role, "content": self.content}]
-        text = "".join(b.plain() for b in self.content if b.type == "text")
+        n = iter(range(first_image, first_image + len(self.content)))
+        text = "".join(
+            b.plain() if b.type == "text" else image_tag(next(n))
+            for b in self.content
+            if b.type in ("text", "image")
+        )
         if self.role == "assistant":
             calls = [
                 {"id": b.id or f"toolu_{i}", "type": "function",
@@ -149,9 +191,34 @@ class CountRequest(RequestModel, StrictModel):
     def engine_prompt(self) -> list[dict[str, Any]]:
         system = self.system_text()
         msgs = [{"role": "system", "content": system}] if system else []
+        seen = 0
         for m in self.messages:
-            msgs += m.as_dicts()
+            msgs += m.as_dicts(seen)
+            seen += len(m.images())
         return msgs
+
+    def image_parts(self) -> list[tuple[str, str]]:
+        """(where, url) of every image block, in order: "messages[0].content[1]"; an image
+        where no model reads one (the system prompt, a tool_result) is a 400 naming it."""
+        for i, b in enumerate(self.system if isinstance(self.system, list) else ()):
+            if b.type == "image":
+                where = f"system[{i}]"
+                raise APIError(400, f"{where}: images go in user messages", param=where)
+        out = []
+        for i, m in enumerate(self.messages):
+            for j, b in enumerate(m.content if isinstance(m.content, list) else ()):
+                where = f"messages[{i}].content[{j}]"
+                inner = b.content if isinstance(b.content, list) else ()
+                if any(c.type == "image" for c in inner):
+                    raise APIError(
+                        400, f"{where}: images in a tool_result are not supported", param=where
+                    )
+                if b.type == "image":
+                    if b.source is None:
+                        raise APIError(400, f"{where}: an image block needs its source",
+                                       param=where)  # fmt: skip
+                    out.append((where, b.source.as_url(where)))
+        return out
 
     def tool_set(self) -> ToolSet | None:
         tools = [

@@ -181,6 +181,8 @@ def _capabilities(s: Served) -> list[str]:
     caps = ["completion", "tools"]  # tools: ovchat's generic tool prompt serves any template
     if "<think>" in template or "enable_thinking" in template:
         caps.append("thinking")
+    if s.kind == "vision":
+        caps.append("vision")
     return caps
 
 

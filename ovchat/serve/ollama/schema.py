@@ -2,7 +2,9 @@
 and messages as the OpenAI endpoints: `options` (temperature, top_p, top_k, min_p,
 num_predict, stop, seed, repeat_penalty, presence/frequency_penalty; num_ctx caps the
 window), `format` ("json" or a JSON Schema: the same constrained path as response_format),
-`tools`, `think`, `keep_alive`. Options ovchat has no use for (num_gpu, num_thread, …) are
+`tools`, `think`, `keep_alive`, `images` (base64 strings, for a vision model: the same image
+path as OpenAI's image_url parts, serve/images.py; each message's images stand before its
+text, as Ollama places them). Options ovchat has no use for (num_gpu, num_thread, …) are
 ignored, as Ollama ignores what a runner does not use.
 """
 
@@ -16,6 +18,7 @@ from pydantic import ConfigDict, Field, field_validator, model_validator
 
 from ...engine.structured import JSON_OBJECT_SCHEMA
 from ...engine.tools import ToolSet, check_tools
+from ...engine.vision import image_tag
 from ...options import (
     DEFAULT_MAX_NEW_TOKENS,
     GenerationOptions,
@@ -66,6 +69,12 @@ class Options(StrictModel):
         return None if v is None or v < 0 else v
 
 
+def base64_url(data: str) -> str:
+    """An Ollama image (base64, no media type) as a data: URL for serve/images.py; the
+    decoder reads the format from the bytes. A data: URL sent as is is taken as well."""
+    return data if data.startswith("data:") else f"data:image/*;base64,{data}"
+
+
 def keep_alive_seconds(value: float | str | None) -> float | None:
     """Ollama's keep_alive ("5m", "1h", 300, "0", -1) in seconds; None: the server's own;
     a negative duration: forever."""
@@ -89,19 +98,12 @@ class _Generate(RequestModel, StrictModel):
     opts: Options | None = Field(default=None, alias="options")
     keep_alive: float | str | None = None
     think: bool | Literal["high", "medium", "low"] | None = None
-    images: list[Any] | None = None
+    images: list[str] | None = None
 
     @field_validator("keep_alive")
     @classmethod
     def _keep_alive(cls, v: float | str | None) -> float | str | None:
         keep_alive_seconds(v)
-        return v
-
-    @field_validator("images")
-    @classmethod
-    def _no_images(cls, v: list[Any] | None) -> list[Any] | None:
-        if v:
-            raise ValueError("images are not supported: the served models read text")
         return v
 
     def keep_alive_seconds(self) -> float | None:
@@ -177,20 +179,16 @@ class ChatMessage(StrictModel):
     role: Literal["system", "user", "assistant", "tool"]
     content: str = ""
     thinking: str | None = None
-    images: list[Any] | None = None
+    images: list[str] | None = None
     tool_calls: list[ToolCallIn] | None = None
     tool_name: str | None = None
     tool_call_id: str | None = None
 
-    @field_validator("images")
-    @classmethod
-    def _no_images(cls, v: list[Any] | None) -> list[Any] | None:
-        if v:
-            raise ValueError("images are not supported: the served models read text")
-        return v
-
-    def as_dict(self) -> dict[str, Any]:
-        out: dict[str, Any] = {"role": self.role, "content": self.content}
+    def as_dict(self, first_image: int = 0) -> dict[str, Any]:
+        """The message for the planner; its images' tags (engine/vision.py), numbered from
+        `first_image` over the request, before its text."""
+        tags = "".join(image_tag(first_image + k) for k in range(len(self.images or ())))
+        out: dict[str, Any] = {"role": self.role, "content": tags + self.content}
         if self.tool_calls:
             out["tool_calls"] = [
                 {"type": "function", "id": c.id or f"call_{i}",
@@ -207,7 +205,19 @@ class ChatRequest(_Generate):
     tools: list[dict[str, Any]] | None = None
 
     def engine_prompt(self) -> list[dict[str, Any]]:
-        return [m.as_dict() for m in self.messages]
+        out, seen = [], 0
+        for m in self.messages:
+            out.append(m.as_dict(seen))
+            seen += len(m.images or ())
+        return out
+
+    def image_parts(self) -> list[tuple[str, str]]:
+        """(where, url) of every image, in order: "messages[0].images[1]"."""
+        return [
+            (f"messages[{i}].images[{j}]", base64_url(data))
+            for i, m in enumerate(self.messages)
+            for j, data in enumerate(m.images or ())
+        ]
 
     def tool_set(self) -> ToolSet | None:
         return check_tools(self.tools or None, "auto")
@@ -239,10 +249,15 @@ class GenerateRequest(_Generate):
         return v
 
     def engine_prompt(self) -> str | list[dict[str, Any]]:
+        prompt = "".join(image_tag(k) for k in range(len(self.images or ()))) + self.prompt
         if self.raw:
-            return self.prompt
+            return prompt
         msgs = [{"role": "system", "content": self.system}] if self.system else []
-        return [*msgs, {"role": "user", "content": self.prompt}]
+        return [*msgs, {"role": "user", "content": prompt}]
+
+    def image_parts(self) -> list[tuple[str, str]]:
+        """(where, url) of every image, in order: "images[0]"."""
+        return [(f"images[{j}]", base64_url(data)) for j, data in enumerate(self.images or ())]
 
 
 class EmbedRequest(RequestModel, StrictModel):
