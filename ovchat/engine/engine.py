@@ -28,6 +28,7 @@ from ..modeldir import KIND_ARTICLE, KIND_USE, Kind, check_model_dir, read_model
 from ..options import GenerationOptions
 from . import kvcache
 from .device import DEFAULT_DEVICE, check_device, load_error
+from .front import PlanningFront
 from .planner import Plan, Planner, Prompt
 from .runtime import PROMPT_LOOKUP_NGRAM, PROMPT_LOOKUP_TOKENS, Backend, runtime_properties
 from .sampling import apply_options
@@ -35,7 +36,7 @@ from .steploop import StepLoop
 from .streamer import LoopSink, TokenBytes, TokenCounter, streamer_class
 from .structured import GrammarCheck, constraints, vocab_size
 from .tools import ToolSet
-from .types import Chunk, Completion, EngineStatus, Messages
+from .types import Chunk, Completion, EngineStatus
 
 # Conversations resend their history every turn: paged attention reuses the KV cache of a
 # repeated prefix (a 1,000-token history: ~30 CPU-ms instead of ~1 s), worth its slower load.
@@ -51,7 +52,7 @@ DEFAULT_MAX_NUM_SEQS = 32  # batching: sequences decoded in one step
 DEFAULT_PREFILL_CHUNK = 128
 
 
-class Engine:
+class Engine(PlanningFront):
     """A model loaded once; `stream()` may be called many times (concurrently with batching)."""
 
     KIND: Kind = "chat"  # the kind of export it loads (VisionEngine: "vision")
@@ -139,41 +140,6 @@ class Engine:
                 f"give at least {math.ceil(kv_cache_gb * ctx / tokens * 100) / 100:g} GB",
                 param="kv_cache_gb",
             )
-
-    # -- prompts (the planner's, for callers that hold an Engine) ----------------------------
-    @property
-    def has_chat_template(self) -> bool:
-        return self.planner.has_chat_template
-
-    def render(
-        self, messages: Messages, tools: ToolSet | None = None, thinking: bool | None = None
-    ) -> str:
-        return self.planner.render(messages, tools, thinking)
-
-    def encode(self, text: str) -> list[int]:
-        return self.planner.encode(text)
-
-    def prompt_ids(self, prompt: Prompt, tools: ToolSet | None = None) -> list[int]:
-        return self.planner.prompt_ids(prompt, tools)
-
-    def plan(
-        self,
-        prompt: Prompt,
-        options: GenerationOptions | None = None,
-        *,
-        tools: ToolSet | None = None,
-        strict_budget: bool = False,
-        thinking: bool | None = None,
-    ) -> Plan:
-        """The planner's plan, with genai's config built and checked: every mistake in the
-        request surfaces here, before anything is streamed. `thinking`: the template's
-        switch for reasoning (None: its default)."""
-        plan = self.planner.plan(
-            prompt, options, tools=tools, strict_budget=strict_budget, thinking=thinking
-        )
-        if strict_budget:
-            check_pool(plan, self.kv_pool_tokens)
-        return self.checked(plan)
 
     def checked(self, plan: Plan) -> Plan:
         """`plan` with genai's config for its options (built once, validated by genai, its
@@ -330,22 +296,6 @@ class Engine:
         thread.daemon = True
         thread.start()
         return lambda wait: thread.join() if wait else None
-
-
-def check_pool(plan: Plan, pool: int | None) -> None:
-    """Refuse answers that could never fit in a KV-cache pool of `pool` tokens together (n
-    answers of max_new_tokens after the prompt, which they share): genai would drop them
-    midway."""
-    o = plan.options
-    need = plan.prompt_tokens + o.n * o.max_new_tokens
-    if pool is not None and need > pool:
-        answers = f"{o.n} answers" if o.n > 1 else "an answer"
-        raise OptionError(
-            f"{answers} of up to {o.max_new_tokens} tokens after a {plan.prompt_tokens}-"
-            f"token prompt need {need} tokens of KV cache; this server's holds {pool}",
-            "ask for fewer tokens (max_tokens) or fewer answers (n)",
-            param="max_new_tokens",
-        )
 
 
 def _ids_tensor(ids: Sequence[int]) -> Any:

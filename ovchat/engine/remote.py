@@ -36,15 +36,14 @@ from .engine import (
     DEFAULT_KV_CACHE_GB,
     DEFAULT_MAX_NUM_SEQS,
     DEFAULT_PREFILL_CHUNK,
-    check_pool,
     genai_config,
     model_defaults,
 )
+from .front import PlanningFront
 from .planner import Plan, Planner, Prompt
 from .streamer import LoopSink, Sink
 from .structured import GrammarCheck, vocab_size
-from .tools import ToolSet
-from .types import Chunk, Completion, EngineStatus, Messages
+from .types import Chunk, Completion, EngineStatus
 
 CANCEL_POLL_SECONDS = 0.1  # how often a waiting consumer checks its cancel event
 STOP_SECONDS = 30.0  # an engine process asked to stop is killed after this long
@@ -55,7 +54,7 @@ class EngineGoneError(EngineError):
     """The engine process stopped while requests were in flight (or before they were sent)."""
 
 
-class EngineClient:
+class EngineClient(PlanningFront):
     """A chat model served by an engine process (continuous batching)."""
 
     backend = "batching"
@@ -124,38 +123,6 @@ class EngineClient:
             return self._conn.recv()
         except (EOFError, OSError):
             return None
-
-    # -- prompts: the planner's, here -------------------------------------------------------
-    @property
-    def has_chat_template(self) -> bool:
-        return self.planner.has_chat_template
-
-    def render(self, messages: Messages, tools: ToolSet | None = None) -> str:
-        return self.planner.render(messages, tools)
-
-    def encode(self, text: str) -> list[int]:
-        return self.planner.encode(text)
-
-    def prompt_ids(self, prompt: Prompt, tools: ToolSet | None = None) -> list[int]:
-        return self.planner.prompt_ids(prompt, tools)
-
-    def plan(
-        self,
-        prompt: Prompt,
-        options: GenerationOptions | None = None,
-        *,
-        tools: ToolSet | None = None,
-        strict_budget: bool = False,
-        thinking: bool | None = None,
-    ) -> Plan:
-        """As Engine.plan: the planner's plan, checked against the engine's KV-cache pool
-        when the budget was asked for, with genai's config built here."""
-        plan = self.planner.plan(
-            prompt, options, tools=tools, strict_budget=strict_budget, thinking=thinking
-        )
-        if strict_budget:
-            check_pool(plan, self.kv_pool_tokens)
-        return self.checked(plan)
 
     def checked(self, plan: Plan) -> Plan:
         """`plan` with genai's config built and validated here (the engine process builds
