@@ -17,12 +17,12 @@ from typing import Any, NoReturn
 
 from .engine.embedder import Embedder, Embeddings
 from .errors import InvalidModelError
-from .modelbase import LoadedModel
+from .modelbase import NonGenerating
 
 __all__ = ["Embedder", "EmbeddingModel", "Embeddings"]
 
 
-class EmbeddingModel(LoadedModel):
+class EmbeddingModel(NonGenerating):
     """An embedding export loaded on a device: `embed()` texts into vectors."""
 
     def __init__(self, embedder: Embedder) -> None:
@@ -34,22 +34,6 @@ class EmbeddingModel(LoadedModel):
             "use model.embed(texts), or load a chat model",
             param="model",
         )
-
-    def generate(self, *args: Any, **kwargs: Any) -> NoReturn:
-        """Embedding models do not generate: raises InvalidModelError."""
-        self._refuse()
-
-    def stream(self, *args: Any, **kwargs: Any) -> NoReturn:
-        """Embedding models do not generate: raises InvalidModelError."""
-        self._refuse()
-
-    def complete(self, *args: Any, **kwargs: Any) -> NoReturn:
-        """Embedding models do not generate: raises InvalidModelError."""
-        self._refuse()
-
-    def chat(self, *args: Any, **kwargs: Any) -> NoReturn:
-        """Embedding models do not hold conversations: raises InvalidModelError."""
-        self._refuse()
 
     @property
     def name(self) -> str:

@@ -6,7 +6,7 @@ and `with`, and a clear refusal for what its kind does not do. `Model` (model.py
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Self
+from typing import Any, NoReturn, Self
 
 from .errors import InvalidModelError
 from .modeldir import KIND_ARTICLE, KIND_TASK, model_kind
@@ -55,3 +55,27 @@ class LoadedModel:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+class NonGenerating(LoadedModel):
+    """A model that does not generate text (embedding, rerank, speech): its generating
+    methods raise the InvalidModelError its `_refuse()` words."""
+
+    def _refuse(self) -> NoReturn:
+        raise NotImplementedError
+
+    def generate(self, *args: Any, **kwargs: Any) -> NoReturn:
+        """This model does not generate: raises InvalidModelError."""
+        self._refuse()
+
+    def stream(self, *args: Any, **kwargs: Any) -> NoReturn:
+        """This model does not generate: raises InvalidModelError."""
+        self._refuse()
+
+    def complete(self, *args: Any, **kwargs: Any) -> NoReturn:
+        """This model does not generate: raises InvalidModelError."""
+        self._refuse()
+
+    def chat(self, *args: Any, **kwargs: Any) -> NoReturn:
+        """This model does not hold conversations: raises InvalidModelError."""
+        self._refuse()

@@ -8,11 +8,11 @@ from pathlib import Path
 from typing import Any, NoReturn
 
 from .errors import InvalidModelError
-from .modelbase import LoadedModel
+from .modelbase import NonGenerating
 from .modeldir import KIND_ARTICLE, KIND_USE, ModelInfo
 
 
-class TaskModel(LoadedModel):
+class TaskModel(NonGenerating):
     """A loaded model of another kind than chat; `runner` is its engine (a Reranker, a
     Transcriber), with `info`, `path`, `device` and `close()`."""
 
@@ -31,22 +31,6 @@ class TaskModel(LoadedModel):
             f"use it with {KIND_USE[kind]}; or load a chat model",
             param="model",
         )
-
-    def generate(self, *args: Any, **kwargs: Any) -> NoReturn:
-        """These models do not generate: raises InvalidModelError."""
-        self._refuse()
-
-    def stream(self, *args: Any, **kwargs: Any) -> NoReturn:
-        """These models do not generate: raises InvalidModelError."""
-        self._refuse()
-
-    def complete(self, *args: Any, **kwargs: Any) -> NoReturn:
-        """These models do not generate: raises InvalidModelError."""
-        self._refuse()
-
-    def chat(self, *args: Any, **kwargs: Any) -> NoReturn:
-        """These models do not hold conversations: raises InvalidModelError."""
-        self._refuse()
 
     @property
     def name(self) -> str:
