@@ -10,19 +10,15 @@ Nothing here knows about terminals or HTTP.
 from __future__ import annotations
 
 import math
-import threading
-import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from ..errors import ContextLengthError, OptionError
-from ..modeldir import check_model_dir, read_model_info, require_kind
-from .device import DEFAULT_DEVICE, check_device, load_error
-from .runtime import pipeline_properties
+from .device import DEFAULT_DEVICE
+from .taskengine import TaskEngine
 
-DEFAULT_EMBED_PROPERTIES: dict[str, str] = {"PERFORMANCE_HINT": "LATENCY", "NUM_STREAMS": "1"}
 BATCH = 32  # texts per pipeline call, sorted by length: each batch pads to its longest
 POOLING_TYPES = {"cls": "CLS", "mean": "MEAN", "last_token": "LAST_TOKEN"}
 # An export made by another tool has no settings: genai's own defaults, said in `settings`.
@@ -41,8 +37,12 @@ class Embeddings:
         return sum(self.tokens)
 
 
-class Embedder:
+class Embedder(TaskEngine):
     """An embedding model loaded once; `embed()` may be called from any thread."""
+
+    KIND = "embedding"
+    WHAT = "an embedding model"
+    HINT = "load an embedding model: one exported with the task feature-extraction"
 
     def __init__(
         self,
@@ -50,35 +50,24 @@ class Embedder:
         device: str = DEFAULT_DEVICE,
         properties: Mapping[str, Any] | None = None,
     ) -> None:
-        self.path = check_model_dir(model_dir)
-        self.info = read_model_info(self.path)
-        require_kind(
-            self.info,
-            "embedding",
-            "an embedding model",
-            "load an embedding model: one exported with the task feature-extraction",
-        )
-        self.device = check_device(device)
+        super().__init__(model_dir, device, properties)
+        self.dimensions = len(self._embed(["dimensions"], query=False)[0])
+
+    def _configure(self) -> None:
         self.settings: dict[str, Any] = dict(
             self.info.manifest.get("embedding") or FALLBACK_SETTINGS
         )
-        self.properties = pipeline_properties(DEFAULT_EMBED_PROPERTIES, properties)
         self.context_length = min(
             self.info.context_length,
             int(self.settings.get("max_length") or self.info.context_length),
         )
-        t0 = time.perf_counter()
-        self._pipe, self.tokenizer = self._load()
-        self.load_seconds = time.perf_counter() - t0
-        self._lock = threading.Lock()  # the pipeline runs one call at a time
-        self.dimensions = len(self._embed(["dimensions"], query=False)[0])
 
     @property
     def matryoshka(self) -> bool:
         """Trained so that its vectors may be cut shorter (`dimensions`)."""
         return bool(self.settings.get("matryoshka"))
 
-    def _load(self) -> tuple[Any, Any]:
+    def _load(self) -> None:
         import openvino_genai as ov_genai
 
         cls = ov_genai.TextEmbeddingPipeline
@@ -92,11 +81,8 @@ class Embedder:
             cfg.query_instruction = self.settings["query_instruction"]
         if self.settings.get("embed_instruction"):
             cfg.embed_instruction = self.settings["embed_instruction"]
-        try:
-            pipe = cls(str(self.path), self.device, cfg, **self.properties)
-            return pipe, ov_genai.Tokenizer(str(self.path))
-        except RuntimeError as e:
-            raise load_error(self.path, e) from e
+        self._pipe = cls(str(self.path), self.device, cfg, **self.properties)
+        self.tokenizer = ov_genai.Tokenizer(str(self.path))
 
     def count_tokens(self, texts: Sequence[str], query: bool = False) -> list[int]:
         """Tokens each text takes, its instruction included."""

@@ -10,19 +10,14 @@ about terminals or HTTP.
 
 from __future__ import annotations
 
-import threading
-import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 from ..errors import ContextLengthError, InvalidModelError, OptionError
-from ..modeldir import check_model_dir, read_json_object, read_model_info, require_kind
-from .device import DEFAULT_DEVICE, check_device, load_error
-from .runtime import pipeline_properties
+from ..modeldir import read_json_object
+from .taskengine import TaskEngine
 
-DEFAULT_RERANK_PROPERTIES: dict[str, str] = {"PERFORMANCE_HINT": "LATENCY", "NUM_STREAMS": "1"}
 BATCH = 32  # pairs per pipeline call: padding to the longest pair costs less in small batches
 MAX_DOCUMENTS = 1000  # per call: a bound on one request's work (the server says it too)
 
@@ -43,46 +38,28 @@ class Ranking:
     tokens: int
 
 
-class Reranker:
+class Reranker(TaskEngine):
     """A cross-encoder loaded once; `rerank()` may be called from any thread."""
 
-    def __init__(
-        self,
-        model_dir: str | Path,
-        device: str = DEFAULT_DEVICE,
-        properties: Mapping[str, Any] | None = None,
-    ) -> None:
-        self.path = check_model_dir(model_dir)
-        self.info = read_model_info(self.path)
-        require_kind(
-            self.info,
-            "rerank",
-            "a reranker",
-            "load a cross-encoder exported with the task text-classification",
-        )
-        self.device = check_device(device)
-        self.properties = pipeline_properties(DEFAULT_RERANK_PROPERTIES, properties)
-        self.context_length = self.info.context_length
-        t0 = time.perf_counter()
-        self._pipe, self.tokenizer = self._load()
-        self.load_seconds = time.perf_counter() - t0
-        self._lock = threading.Lock()  # the pipeline runs one call at a time
+    KIND = "rerank"
+    WHAT = "a reranker"
+    HINT = "load a cross-encoder exported with the task text-classification"
 
-    def _load(self) -> tuple[Any, Any]:
+    def _configure(self) -> None:
+        self.context_length = self.info.context_length
+
+    def _load(self) -> None:
         import openvino_genai as ov_genai
 
         cls = ov_genai.TextRerankPipeline
         cfg = cls.Config()
         cfg.top_n = BATCH  # every pair of a batch is scored; ovchat sorts and cuts
         cfg.max_length = self.context_length
-        try:
-            pipe = cls(str(self.path), self.device, cfg, **self.properties)
-            # Built as the pipeline builds its own: with a second input for the document
-            # (not for Qwen3, whose query and document go in joined, as genai does).
-            paired = self._config().get("model_type") != "qwen3"
-            return pipe, ov_genai.Tokenizer(str(self.path), {"add_second_input": paired})
-        except RuntimeError as e:
-            raise load_error(self.path, e) from e
+        self._pipe = cls(str(self.path), self.device, cfg, **self.properties)
+        # Built as the pipeline builds its own: with a second input for the document
+        # (not for Qwen3, whose query and document go in joined, as genai does).
+        paired = self._config().get("model_type") != "qwen3"
+        self.tokenizer = ov_genai.Tokenizer(str(self.path), {"add_second_input": paired})
 
     def _config(self) -> dict[str, Any]:
         try:

@@ -8,8 +8,6 @@ at a time. Decoding files is ovchat/audio.py's; nothing here knows about termina
 
 from __future__ import annotations
 
-import threading
-import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -17,11 +15,9 @@ from typing import Any, Literal
 
 from ..audio import SAMPLE_RATE
 from ..errors import OptionError
-from ..modeldir import check_model_dir, read_model_info, require_kind
-from .device import DEFAULT_DEVICE, check_device, load_error
-from .runtime import pipeline_properties
+from .device import DEFAULT_DEVICE
+from .taskengine import TaskEngine
 
-DEFAULT_SPEECH_PROPERTIES: dict[str, str] = {"PERFORMANCE_HINT": "LATENCY", "NUM_STREAMS": "1"}
 Task = Literal["transcribe", "translate"]
 TASKS = ("transcribe", "translate")
 
@@ -46,8 +42,12 @@ class Transcript:
     segments: list[Segment] = field(default_factory=list)
 
 
-class Transcriber:
+class Transcriber(TaskEngine):
     """A Whisper model loaded once; `transcribe()` may be called from any thread."""
+
+    KIND = "speech"
+    WHAT = "a speech model"
+    HINT = "load a Whisper model exported with the task automatic-speech-recognition"
 
     def __init__(
         self,
@@ -55,32 +55,16 @@ class Transcriber:
         device: str = DEFAULT_DEVICE,
         properties: Mapping[str, Any] | None = None,
     ) -> None:
-        self.path = check_model_dir(model_dir)
-        self.info = read_model_info(self.path)
-        require_kind(
-            self.info,
-            "speech",
-            "a speech model",
-            "load a Whisper model exported with the task automatic-speech-recognition",
-        )
-        self.device = check_device(device)
-        self.properties = pipeline_properties(DEFAULT_SPEECH_PROPERTIES, properties)
-        t0 = time.perf_counter()
-        self._pipe = self._load()
-        self.load_seconds = time.perf_counter() - t0
-        self._lock = threading.Lock()  # the pipeline runs one call at a time
+        super().__init__(model_dir, device, properties)
         base = self._pipe.get_generation_config()
         self.multilingual = bool(base.is_multilingual)
         # "<|en|>" → "en": the names clients use (ISO 639-1, as OpenAI takes them)
         self.languages = sorted(k.strip("<|>") for k in dict(base.lang_to_id))
 
-    def _load(self) -> Any:
+    def _load(self) -> None:
         import openvino_genai as ov_genai
 
-        try:
-            return ov_genai.WhisperPipeline(str(self.path), self.device, **self.properties)
-        except RuntimeError as e:
-            raise load_error(self.path, e) from e
+        self._pipe = ov_genai.WhisperPipeline(str(self.path), self.device, **self.properties)
 
     def config(
         self,
