@@ -21,10 +21,10 @@ from ..audio import read_audio
 from ..engine.transcriber import Transcriber, Transcript
 from ..errors import OptionError
 from ..subtitles import segments_of, subtitles
-from .admission import CLIENT_GONE, ClientGone
 from .errors import APIError
 from .requestmodel import RequestModel
 from .state import ServerState
+from .taskcall import in_slot
 
 Format = Literal["json", "text", "srt", "verbose_json", "vtt"]
 TIMED = ("srt", "vtt", "verbose_json")  # formats that carry segment times
@@ -82,25 +82,17 @@ async def _run(
         raise APIError.from_option(e) from e
     _, transcriber = await server.runner(form.model, "speech", request)
     assert isinstance(transcriber, Transcriber)
-    try:
-        await server.slots.acquire(request)
-    except ClientGone:
-        request.scope["ovchat_outcome"] = CLIENT_GONE
-        raise APIError(400, "client disconnected") from None
-    try:
-        transcript = await asyncio.to_thread(
-            transcriber.transcribe,
-            audio.samples,
-            language=language,
-            task=task,
-            timestamps=form.response_format in TIMED,
-            prompt=form.prompt,
-            temperature=form.temperature,
-        )
-    except OptionError as e:
-        raise APIError.from_option(e) from e
-    finally:
-        await server.slots.release(request)
+    transcript = await in_slot(
+        server,
+        request,
+        transcriber.transcribe,
+        audio.samples,
+        language=language,
+        task=task,
+        timestamps=form.response_format in TIMED,
+        prompt=form.prompt,
+        temperature=form.temperature,
+    )
     server.metrics.transcribed_seconds.inc(transcript.seconds)
     return render(transcript, form.response_format, task)
 

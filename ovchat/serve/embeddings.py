@@ -8,7 +8,6 @@ trained for it (else a 400 saying why); usage counts the tokens embedded.
 
 from __future__ import annotations
 
-import asyncio
 import base64
 import struct
 from typing import Any, Literal
@@ -16,11 +15,10 @@ from typing import Any, Literal
 from fastapi import FastAPI, Request
 from pydantic import ConfigDict, Field
 
-from ..errors import OptionError
-from .admission import CLIENT_GONE, ClientGone
 from .errors import APIError
 from .requestmodel import RequestModel
 from .state import ServerState
+from .taskcall import in_slot
 
 MAX_INPUTS = 2048  # as OpenAI
 
@@ -63,17 +61,7 @@ def add_embedding_routes(app: FastAPI, server: ServerState) -> None:
     async def embeddings(body: EmbeddingRequest, request: Request) -> dict[str, Any]:
         texts = body.texts()
         name, embedder = await server.embedder(body.model, request)
-        try:
-            await server.slots.acquire(request)
-        except ClientGone:
-            request.scope["ovchat_outcome"] = CLIENT_GONE
-            raise APIError(400, "client disconnected") from None
-        try:
-            result = await asyncio.to_thread(embedder.embed, texts, dimensions=body.dimensions)
-        except OptionError as e:
-            raise APIError.from_option(e) from e
-        finally:
-            await server.slots.release(request)
+        result = await in_slot(server, request, embedder.embed, texts, dimensions=body.dimensions)
         server.metrics.embedded_tokens.inc(result.total_tokens)
         data = [
             {"object": "embedding", "index": i, "embedding": _encode(v, body.encoding_format)}

@@ -9,7 +9,6 @@ document's place in the request), `relevance_score`, and with `return_documents`
 
 from __future__ import annotations
 
-import asyncio
 import uuid
 from typing import Any
 
@@ -18,11 +17,10 @@ from pydantic import BaseModel, ConfigDict, Field
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from ..engine.reranker import MAX_DOCUMENTS, Reranker
-from ..errors import OptionError
-from .admission import CLIENT_GONE, ClientGone
 from .errors import APIError
 from .requestmodel import RequestModel
 from .state import ServerState
+from .taskcall import in_slot
 
 # Other clients' paths for the same endpoint, rewritten before the API-key check.
 ALIASES = {"/rerank": "/v1/rerank", "/v2/rerank": "/v1/rerank", "/v1/reranking": "/v1/rerank"}
@@ -74,17 +72,7 @@ def add_rerank_routes(app: FastAPI, server: ServerState) -> None:
         docs = body.texts()
         name, reranker = await server.runner(body.model, "rerank", request)
         assert isinstance(reranker, Reranker)
-        try:
-            await server.slots.acquire(request)
-        except ClientGone:
-            request.scope["ovchat_outcome"] = CLIENT_GONE
-            raise APIError(400, "client disconnected") from None
-        try:
-            ranking = await asyncio.to_thread(reranker.rerank, body.query, docs, body.top_n)
-        except OptionError as e:
-            raise APIError.from_option(e) from e
-        finally:
-            await server.slots.release(request)
+        ranking = await in_slot(server, request, reranker.rerank, body.query, docs, body.top_n)
         server.metrics.reranked_documents.inc(len(docs))
         results: list[dict[str, Any]] = []
         for r in ranking.results:

@@ -22,15 +22,14 @@ from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse, Response, StreamingResponse
 
 from ...engine import Engine, Plan
-from ...errors import OptionError
 from ...library.manage import _chat_template
 from ...library.store import size_bytes
 from ...versions import versions
-from ..admission import CLIENT_GONE, ClientGone
 from ..errors import APIError, echo
 from ..routes import plan_request, run
 from ..served import Served
 from ..state import ServerState
+from ..taskcall import in_slot
 from .schema import ChatRequest, EmbedRequest, GenerateRequest, ModelRequest, _Generate
 from .writer import OllamaWriter, created_at, line
 
@@ -57,17 +56,7 @@ def add_ollama_routes(app: FastAPI, server: ServerState) -> None:
             raise APIError(400, "'input' must not be empty", param="input")
         name, embedder = await server.embedder(body.model, request)
         _keep_alive(server, body.model, body.keep_alive)
-        try:
-            await server.slots.acquire(request)
-        except ClientGone:
-            request.scope["ovchat_outcome"] = CLIENT_GONE
-            raise APIError(400, "client disconnected") from None
-        try:
-            result = await asyncio.to_thread(embedder.embed, texts, dimensions=body.dimensions)
-        except OptionError as e:
-            raise APIError.from_option(e) from e
-        finally:
-            await server.slots.release(request)
+        result = await in_slot(server, request, embedder.embed, texts, dimensions=body.dimensions)
         server.metrics.embedded_tokens.inc(result.total_tokens)
         return {
             "model": name,
