@@ -94,7 +94,11 @@ class GrammarCheck:
                 )
                 at = limit
             else:
-                log.error("the grammar sandbox died compiling a constraint (%s)", reply[1])
+                log.error(
+                    "the grammar sandbox died (%s) compiling: %s",
+                    reply[1],
+                    candidates[-1].key[:500],
+                )
                 words, at = (f"{what} cannot be used: {CRASHED}", None, param), None
             _remember(self._refused, key, (words, at))
         raise OptionError(words[0], words[1], param=words[2])
