@@ -177,8 +177,15 @@ class GrammarCheck:
         return f"killed by signal {-code}" if code < 0 else f"exit code {code}"
 
     def close(self) -> None:
-        with self._lock:
-            self._stop()
+        """Stop the sandbox; one busy compiling is killed (its request gets a 400), never
+        waited for."""
+        if self._lock.acquire(blocking=False):
+            try:
+                self._stop()
+            finally:
+                self._lock.release()
+        elif (proc := self._proc) is not None:
+            proc.kill()  # the compile waiting on it sees the pipe close, and cleans up
 
 
 def _remember(cache: collections.OrderedDict[str, Any], key: str, value: Any) -> None:
