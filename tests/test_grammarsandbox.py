@@ -120,3 +120,12 @@ def test_a_compile_past_the_time_limit_is_killed(engine):
     options = GenerationOptions(json_schema=__import__("json").dumps(_slow("t")))
     assert check.choose(constraints(options), WAIT_SECONDS + waited)
     assert check.pid not in (None, old)
+
+
+def test_a_remembered_schema_never_waits_for_a_compile(server, engine):
+    check = engine.grammar_check()
+    body = _with_schema(_small("memo"))
+    assert server.post("/v1/chat/completions", json=body).status_code == 200  # remembered
+    with check._lock:  # the sandbox busy, as with another request's long compile
+        r = server.post("/v1/chat/completions", json=body)
+    assert r.status_code == 200, r.text

@@ -57,6 +57,7 @@ class GrammarCheck:
         self._proc: Any = None
         self._conn: Connection | None = None
         self._lock = threading.Lock()  # one compile at a time (the sandbox is one process)
+        self._memo = threading.Lock()  # what is remembered (looked up without waiting)
         self._ok: collections.OrderedDict[str, int] = collections.OrderedDict()
         # refused → (the error's words, the time limit it failed at; None: not a timeout)
         self._refused: collections.OrderedDict[str, tuple[tuple[str, str | None, str], Any]]
@@ -71,15 +72,18 @@ class GrammarCheck:
             raise ValueError("no candidates")
         limit = DEFAULT_TIMEOUT if timeout is None else timeout
         key = hashlib.sha256("\0".join(c.key for c in candidates).encode()).hexdigest()
+        found = self._remembered(key, limit)  # never waits for a compile in progress
+        if found is not None:
+            return candidates[found]
         with self._lock:
-            found = self._remembered(key, limit)
+            found = self._remembered(key, limit)  # compiled meanwhile by another request
             if found is not None:
                 return candidates[found]
             reply = self._compile(candidates, limit)
             if reply[0] == "ok":
                 for c in candidates[: reply[1]]:
                     log.warning("ovchat's compact grammar did not compile: %s", c.key[:500])
-                _remember(self._ok, key, reply[1])
+                self._remember(self._ok, key, reply[1])
                 return candidates[reply[1]]
             param = candidates[-1].param
             what = WHAT.get(param, param)
@@ -100,21 +104,29 @@ class GrammarCheck:
                     candidates[-1].key[:500],
                 )
                 words, at = (f"{what} cannot be used: {CRASHED}", None, param), None
-            _remember(self._refused, key, (words, at))
+            self._remember(self._refused, key, (words, at))
         raise OptionError(words[0], words[1], param=words[2])
 
     def _remembered(self, key: str, limit: float) -> int | None:
         """The index of the candidate that compiled before; an OptionError if refused."""
-        if key in self._ok:
-            self._ok.move_to_end(key)
-            return self._ok[key]
-        if key in self._refused:
+        with self._memo:
+            if key in self._ok:
+                self._ok.move_to_end(key)
+                return self._ok[key]
+            if key not in self._refused:
+                return None
             (message, fix, param), at = self._refused[key]
-            if at is None or limit <= at:  # a longer time limit may be enough
-                self._refused.move_to_end(key)
-                raise OptionError(message, fix, param=param)
-            del self._refused[key]
-        return None
+            if at is not None and limit > at:  # a longer time limit may be enough
+                del self._refused[key]
+                return None
+            self._refused.move_to_end(key)
+        raise OptionError(message, fix, param=param)
+
+    def _remember(self, cache: collections.OrderedDict[str, Any], key: str, value: Any) -> None:
+        with self._memo:
+            cache[key] = value
+            if len(cache) > REMEMBERED:
+                cache.popitem(last=False)
 
     def _compile(self, candidates: Sequence[Constraint], limit: float) -> tuple[Any, ...]:
         """The sandbox's answer: ("ok", index) or ("refused", words); ("timeout",) or
@@ -186,12 +198,6 @@ class GrammarCheck:
                 self._lock.release()
         elif (proc := self._proc) is not None:
             proc.kill()  # the compile waiting on it sees the pipe close, and cleans up
-
-
-def _remember(cache: collections.OrderedDict[str, Any], key: str, value: Any) -> None:
-    cache[key] = value
-    if len(cache) > REMEMBERED:
-        cache.popitem(last=False)
 
 
 # -- the sandbox process ---------------------------------------------------------------------
