@@ -83,6 +83,29 @@ def test_killed_engine_process_503_then_restarted(tiny_server):
     )
 
 
+def test_grammars_compile_in_the_sandbox_not_in_the_engine_process(tiny_server):
+    """A constraint is compiled first in the server's grammar sandbox (a child of the
+    server's process); the engine process builds the one accepted and starts no sandbox of
+    its own. Killing the sandbox mid-way leaves the engine process alone."""
+    import psutil
+
+    schema = {"type": "object", "properties": {"n": {"type": "integer"}}, "required": ["n"]}
+    fmt = {"type": "json_schema", "json_schema": {"name": "x", "schema": schema}}
+    r = chat(tiny_server, response_format=fmt, max_tokens=12)
+    assert r.status_code == 200, r.text
+    engine = engine_of(tiny_server)
+    sandbox = engine.grammar_check().pid
+    assert sandbox is not None
+    assert psutil.Process(sandbox).ppid() == os.getpid()
+    assert not psutil.Process(engine.pid).children(recursive=True)
+    os.kill(sandbox, signal.SIGKILL)
+    schema["properties"]["m"] = {"type": "boolean"}  # new: it needs the sandbox again
+    r = chat(tiny_server, response_format=fmt, max_tokens=12)
+    assert r.status_code == 200, r.text
+    assert engine.alive and engine_of(tiny_server) is engine
+    assert engine.grammar_check().pid not in (None, sandbox)
+
+
 # -- the real model: long prompts and answers ------------------------------------------------
 @pytest.fixture(scope="module")
 def real_server(smollm2: Path) -> Iterator[ServerThread]:

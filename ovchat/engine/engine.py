@@ -34,8 +34,7 @@ from .runtime import PROMPT_LOOKUP_NGRAM, PROMPT_LOOKUP_TOKENS, Backend, runtime
 from .sampling import apply_options
 from .steploop import StepLoop
 from .streamer import LoopSink, TokenBytes, TokenCounter, streamer_class
-from .structured import GrammarCheck, constraints, vocab_size
-from .tools import ToolSet
+from .structured import Constraint
 from .types import Chunk, Completion, EngineStatus
 
 # Conversations resend their history every turn: paged attention reuses the KV cache of a
@@ -101,7 +100,6 @@ class Engine(PlanningFront):
         self._steps: StepLoop | None = (
             StepLoop(self._pipe, prefill_chunk) if backend == "batching" else None
         )
-        self._grammar: GrammarCheck | None = None  # built on the first constrained request
         self._vocab: TokenBytes | None = None  # built on the first request for logprobs
 
     def _load(self, kv_cache_gb: float, max_num_seqs: int, prefill_chunk: int) -> Any:
@@ -141,12 +139,13 @@ class Engine(PlanningFront):
                 param="kv_cache_gb",
             )
 
-    def checked(self, plan: Plan) -> Plan:
+    def checked(self, plan: Plan, grammar_timeout: float | None = None) -> Plan:
         """`plan` with genai's config for its options (built once, validated by genai, its
-        constraint compiled)."""
+        constraint compiled first in the grammar sandbox, unless it was already)."""
         if plan.config is not None:
             return plan
-        return replace(plan, config=self._config(plan.options, plan.tools))
+        chosen = self.constraint(plan, grammar_timeout)
+        return replace(plan, config=self._config(plan.options, chosen), constraint=chosen)
 
     # -- the primitive ---------------------------------------------------------------------
     def stream(
@@ -227,6 +226,7 @@ class Engine(PlanningFront):
             self._steps.cancel_all()
 
     def close(self) -> None:
+        self.close_grammar()
         if self._steps is not None:
             self._steps.stop()
             self._steps = None
@@ -238,8 +238,8 @@ class Engine(PlanningFront):
         return EngineStatus(active=int(self._lock.locked()), pending=0, kv_cache_usage=0.0)
 
     # -- internals -------------------------------------------------------------------------
-    def _config(self, options: GenerationOptions, tools: ToolSet | None = None) -> Any:
-        """genai's config for `options` (and the tools' constraint), checked by genai now
+    def _config(self, options: GenerationOptions, constraint: Constraint | None) -> Any:
+        """genai's config for `options` and the chosen constraint, checked by genai now
         rather than mid-generation."""
         if self.backend == "pipeline":
             # LLMPipeline streams one sequence's tokens, without their logprobs
@@ -255,12 +255,7 @@ class Engine(PlanningFront):
             base = self._pipe.get_config()
         if self.prompt_lookup:
             base = model_defaults(self.path, self.tokenizer)
-        return genai_config(base, options, tools, self.prompt_lookup, self._grammar_check)
-
-    def _grammar_check(self) -> GrammarCheck:
-        if self._grammar is None:
-            self._grammar = GrammarCheck(self.tokenizer, vocab_size(self.path, self.tokenizer))
-        return self._grammar
+        return genai_config(base, options, self.prompt_lookup, constraint)
 
     def _counter(self, plan: Plan, sink: Any, cancel: threading.Event) -> TokenCounter:
         vocab = None
@@ -315,22 +310,16 @@ def _tokenized(ids: Sequence[int]) -> Any:
 
 
 def genai_config(
-    base: Any,
-    options: GenerationOptions,
-    tools: ToolSet | None,
-    prompt_lookup: bool,
-    grammar: Callable[[], GrammarCheck],
+    base: Any, options: GenerationOptions, prompt_lookup: bool, constraint: Constraint | None
 ) -> Any:
-    """genai's config: `base` (the model's defaults) with `options` and the tools'
-    constraint applied, validated by genai now rather than mid-generation."""
+    """genai's config: `base` (the model's defaults) with `options` and the constraint the
+    grammar check chose applied, validated by genai now rather than mid-generation."""
     cfg = apply_options(base, options)
     if prompt_lookup:
         cfg.num_assistant_tokens = PROMPT_LOOKUP_TOKENS
         cfg.max_ngram_size = PROMPT_LOOKUP_NGRAM
-    candidates = constraints(options, tools)
-    if candidates:
-        chosen = grammar().choose(candidates)
-        cfg.structured_output_config = chosen.build()
+    if constraint is not None:
+        cfg.structured_output_config = constraint.build()
     try:
         cfg.validate()
     except RuntimeError as e:

@@ -1,26 +1,54 @@
 """What every chat engine offers its callers for prompts, the same whether the engine runs
 here (engine.py) or in a process of its own (remote.py): the planner's rendering and
-tokenizing, and `plan()` — the planner's plan, checked against the KV-cache pool when the
-budget was asked for, with genai's config built by the engine's own `checked()`."""
+tokenizing, `plan()` — the planner's plan, checked against the KV-cache pool when the
+budget was asked for, with genai's config built by the engine's own `checked()` — and the
+grammar check (grammarsandbox.py) that picks the request's constraint."""
 
 from __future__ import annotations
 
+from pathlib import Path
+from typing import Any
+
 from ..errors import OptionError
 from ..options import GenerationOptions
+from .grammarsandbox import GrammarCheck
 from .planner import Plan, Planner, Prompt
+from .structured import Constraint, constraints, vocab_size
 from .tools import ToolSet
 from .types import Messages
 
 
 class PlanningFront:
-    """Mixed into Engine and EngineClient: both hold `planner`, `kv_pool_tokens` and
-    `checked()`."""
+    """Mixed into Engine and EngineClient: both hold `path`, `tokenizer`, `planner`,
+    `kv_pool_tokens` and `checked()`."""
 
+    path: Path
+    tokenizer: Any
     planner: Planner
     kv_pool_tokens: int | None
+    _grammar: GrammarCheck | None = None  # started on the first constrained request
 
-    def checked(self, plan: Plan) -> Plan:
+    def checked(self, plan: Plan, grammar_timeout: float | None = None) -> Plan:
         raise NotImplementedError
+
+    def grammar_check(self) -> GrammarCheck:
+        """This model's grammar sandbox."""
+        if self._grammar is None:
+            self._grammar = GrammarCheck(self.path, vocab_size(self.path, self.tokenizer))
+        return self._grammar
+
+    def constraint(self, plan: Plan, grammar_timeout: float | None = None) -> Constraint | None:
+        """The plan's constraint: the one already accepted, else the first of its candidates
+        that compiles in the grammar sandbox within `grammar_timeout` seconds (None: the
+        default); an OptionError naming the field if none does."""
+        if plan.constraint is not None:
+            return plan.constraint
+        candidates = constraints(plan.options, plan.tools)
+        return self.grammar_check().choose(candidates, grammar_timeout) if candidates else None
+
+    def close_grammar(self) -> None:
+        if self._grammar is not None:
+            self._grammar.close()
 
     @property
     def has_chat_template(self) -> bool:
@@ -45,16 +73,18 @@ class PlanningFront:
         tools: ToolSet | None = None,
         strict_budget: bool = False,
         thinking: bool | None = None,
+        grammar_timeout: float | None = None,
     ) -> Plan:
         """The planner's plan, with genai's config built and checked: every mistake in the
         request surfaces here, before anything is streamed. `thinking`: the template's
-        switch for reasoning (None: its default)."""
+        switch for reasoning (None: its default); `grammar_timeout`: seconds its constraint
+        may take to compile (None: grammarsandbox's default)."""
         plan = self.planner.plan(
             prompt, options, tools=tools, strict_budget=strict_budget, thinking=thinking
         )
         if strict_budget:
             check_pool(plan, self.kv_pool_tokens)
-        return self.checked(plan)
+        return self.checked(plan, grammar_timeout)
 
 
 def check_pool(plan: Plan, pool: int | None) -> None:

@@ -17,6 +17,7 @@ from typing import Any
 from ..errors import ContextLengthError, OptionError, reason
 from ..options import GenerationOptions, check_text
 from .reasoning import Mode, reasoning_mode
+from .structured import Constraint
 from .tools import CALL_OPEN, ToolSet, arguments_object, generic_messages
 from .types import Messages
 
@@ -43,6 +44,8 @@ class Plan:
     options: GenerationOptions
     tools: ToolSet | None = None
     config: Any = field(default=None, compare=False, repr=False)
+    # the constraint the grammar check accepted (built again by an engine in another process)
+    constraint: Constraint | None = field(default=None, compare=False, repr=False)
     reasoning: Mode = ""  # how the answer may hold reasoning (engine/reasoning.py)
     reasoning_budget: int | None = None  # tokens of reasoning at most (thinking_budget.py)
 

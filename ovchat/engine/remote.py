@@ -42,7 +42,6 @@ from .engine import (
 from .front import PlanningFront
 from .planner import Plan, Planner, Prompt
 from .streamer import LoopSink, Sink
-from .structured import GrammarCheck, vocab_size
 from .types import Chunk, Completion, EngineStatus
 
 CANCEL_POLL_SECONDS = 0.1  # how often a waiting consumer checks its cancel event
@@ -92,7 +91,6 @@ class EngineClient(PlanningFront):
         child.close()
         self.tokenizer = ov_genai.Tokenizer(str(self.path))
         self.planner = Planner(self.tokenizer, self.info.context_length)
-        self._grammar: GrammarCheck | None = None
         self._base: Any = None
         first = self._conn.poll(LOAD_SECONDS) and self._recv_first()
         if not isinstance(first, wire.Ready):
@@ -124,20 +122,17 @@ class EngineClient(PlanningFront):
         except (EOFError, OSError):
             return None
 
-    def checked(self, plan: Plan) -> Plan:
+    def checked(self, plan: Plan, grammar_timeout: float | None = None) -> Plan:
         """`plan` with genai's config built and validated here (the engine process builds
-        its own from the same options): every mistake surfaces before anything is sent."""
+        its own from the same options and the constraint chosen here, which it does not
+        check again): every mistake surfaces before anything is sent."""
         if plan.config is not None:
             return plan
         if self._base is None:
             self._base = model_defaults(self.path, self.tokenizer)
-        cfg = genai_config(self._base, plan.options, plan.tools, self.prompt_lookup, self._check)
-        return replace(plan, config=cfg)
-
-    def _check(self) -> GrammarCheck:
-        if self._grammar is None:
-            self._grammar = GrammarCheck(self.tokenizer, vocab_size(self.path, self.tokenizer))
-        return self._grammar
+        chosen = self.constraint(plan, grammar_timeout)
+        cfg = genai_config(self._base, plan.options, self.prompt_lookup, chosen)
+        return replace(plan, config=cfg, constraint=chosen)
 
     # -- the primitive ----------------------------------------------------------------------
     async def astream(
@@ -231,6 +226,7 @@ class EngineClient(PlanningFront):
     def close(self) -> None:
         """Stop the engine process (its answers in flight end first); kill it if it does not
         stop in time."""
+        self.close_grammar()
         self._post(wire.Stop())
         self._proc.join(STOP_SECONDS)
         if self._proc.is_alive():

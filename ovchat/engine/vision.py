@@ -99,6 +99,7 @@ class VisionEngine(Engine):
         tools: ToolSet | None = None,
         strict_budget: bool = False,
         thinking: bool | None = None,
+        grammar_timeout: float | None = None,
         images: Sequence[ImageSource] = (),
         image_names: Sequence[str] | None = None,
     ) -> Plan:
@@ -109,8 +110,9 @@ class VisionEngine(Engine):
         prompt = with_images(prompt, len(tensors))
         text = self.planner.text(prompt, tools)
         plan = super().plan(
-            prompt, options, tools=tools, strict_budget=strict_budget, thinking=thinking
-        )
+            prompt, options, tools=tools, strict_budget=strict_budget, thinking=thinking,
+            grammar_timeout=grammar_timeout,
+        )  # fmt: skip
         for key in [k for k, (ref, _, _) in self._inputs.items() if ref() is None]:
             del self._inputs[key]
         self._inputs[id(plan)] = (weakref.ref(plan), text, tensors)

@@ -70,16 +70,16 @@ async def plan_request(server: ServerState, eng: Engine, body: Any) -> Plan:
         prompt, options, tools = body.engine_prompt(), body.options(), body.tool_set()
         thinking = body.thinks() if hasattr(body, "thinks") else None
         imgs = request_images(body, eng, server.settings.allow_image_urls)
-        more = {"images": imgs.sources, "image_names": imgs.names} if imgs else {}
+        more: dict[str, Any] = {"images": imgs.sources, "image_names": imgs.names} if imgs else {}
         planned = partial(
-            eng.plan, prompt, options, tools=tools, strict_budget=strict, thinking=thinking, **more
-        )
+            eng.plan, prompt, options, tools=tools, strict_budget=strict, thinking=thinking,
+            grammar_timeout=server.settings.grammar_timeout, **more,
+        )  # fmt: skip
         if options.constraint is None and tools is None:
             # Inline, not in a thread: genai's step() holds the GIL, so a hop costs a step.
             plan = planned()
-        else:  # a grammar may have to be compiled: never on the event loop, never for long
-            kind = "tools" if tools is not None else options.constraint[0]
-            plan = await server.compile(planned, kind)
+        else:  # a grammar may have to be compiled (in the model's grammar sandbox): off the loop
+            plan = await server.compile(planned)
     except OptionError as e:
         raise APIError.from_option(e, body.params()) from e
     budget = body.reasoning_budget() if hasattr(body, "reasoning_budget") else None

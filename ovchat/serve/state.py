@@ -15,14 +15,14 @@ from starlette.requests import Request
 
 from ..engine import Engine, Plan
 from ..engine.embedder import Embedder
-from ..engine.structured import WHAT
-from ..errors import OptionError
 from ..modeldir import Kind
 from .admission import shutting_down
 from .fairness import FairSlots
 from .metrics import Metrics
 from .pool import ModelPool
 from .settings import ServerSettings
+
+GRAMMAR_THREADS = 4
 
 
 @dataclass
@@ -33,9 +33,13 @@ class ServerState:
     slots: FairSlots = field(init=False)
     pool: ModelPool = field(init=False)
     stopping: bool = False  # shutting down: in-flight answers were ended, nobody is admitted
-    # Grammars compile here, one at a time, off the event loop (xgrammar holds no GIL then)
+    # Requests whose grammar may have to compile are planned here, off the event loop: each
+    # waits on its model's grammar sandbox (one compile at a time per model), so that a few
+    # threads let other models' requests and remembered grammars through meanwhile.
     compiler: ThreadPoolExecutor = field(
-        default_factory=lambda: ThreadPoolExecutor(1, thread_name_prefix="ovchat-grammar")
+        default_factory=lambda: ThreadPoolExecutor(
+            GRAMMAR_THREADS, thread_name_prefix="ovchat-grammar"
+        )
     )
 
     def __post_init__(self) -> None:
@@ -59,21 +63,11 @@ class ServerState:
         embedder = await self.pool.acquire(name, "embedding", request.scope)
         return self.pool.find(name).id, embedder
 
-    async def compile(self, planned: Callable[[], Plan], param: str) -> Plan:
-        """`planned()` (a plan whose grammar may have to be compiled) in the grammar thread,
-        for at most `settings.grammar_timeout` seconds; past that, an OptionError naming
-        `param`. A compile cannot be stopped: it finishes in its thread, unawaited (the size
-        limits checked before it, grammarlimits.py, bound how long that can be)."""
-        future = asyncio.get_running_loop().run_in_executor(self.compiler, planned)
-        timeout = self.settings.grammar_timeout
-        try:
-            return await asyncio.wait_for(future, timeout)
-        except TimeoutError:
-            raise OptionError(
-                f"{WHAT.get(param, param)} did not compile within {timeout:g} s",
-                "simplify it: fewer or shorter patterns, smaller length and item bounds",
-                param=param,
-            ) from None
+    async def compile(self, planned: Callable[[], Plan]) -> Plan:
+        """`planned()` (a plan whose grammar may have to be compiled) in a grammar thread,
+        off the event loop. The compile itself runs in the model's grammar sandbox
+        (engine/grammarsandbox.py), which kills it past `settings.grammar_timeout`."""
+        return await asyncio.get_running_loop().run_in_executor(self.compiler, planned)
 
     async def runner(self, name: str | None, kind: Kind, request: Request) -> tuple[str, Any]:
         """As `chat_engine`, for a model of another `kind` (a Reranker, a Transcriber); with
