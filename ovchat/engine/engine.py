@@ -33,7 +33,7 @@ from .planner import Plan, Planner, Prompt
 from .runtime import PROMPT_LOOKUP_NGRAM, PROMPT_LOOKUP_TOKENS, Backend, runtime_properties
 from .sampling import apply_options
 from .steploop import StepLoop
-from .streamer import LoopSink, TokenBytes, TokenCounter, streamer_class
+from .streamer import LoopSink, Sink, TokenBytes, TokenCounter, streamer_class
 from .structured import Constraint
 from .types import Chunk, Completion, EngineStatus
 
@@ -219,6 +219,29 @@ class Engine(PlanningFront):
                 param="n",
             )
         return Completion.collect(self.stream(plan))
+
+    def counter(self, plan: Plan, sink: Sink, cancel: threading.Event) -> TokenCounter:
+        """The TokenCounter of a checked plan whose events go to `sink` (for `begin`)."""
+        return self._counter(plan, sink, cancel)
+
+    def begin(self, plan: Plan, counter: TokenCounter) -> None:
+        """Start a checked plan on the step loop; its events reach `counter`'s sink on the
+        step thread (the engine process makes its chunks there with `counter.chunk` and
+        `counter.finals`). Batching only."""
+        if self._steps is None:
+            raise EngineError("the engine is closed", "load the model again")
+        self._steps.submit(next(self._ids), _ids_tensor(plan.ids), plan.config, counter)
+
+    def on_step(self, callback: Callable[[], None] | None) -> None:
+        """Call `callback` on the step thread after each step's tokens were handed out (and
+        after requests were ended without a step): one point to send them all. Batching."""
+        if self._steps is not None:
+            self._steps.on_step = callback
+
+    def wake(self) -> None:
+        """A cancel event was set from outside a consumer: let the step loop see it now."""
+        if self._steps is not None:
+            self._steps.wake()
 
     def cancel_all(self) -> None:
         """Stop every answer in flight (batching; they end with finish reason "cancelled")."""

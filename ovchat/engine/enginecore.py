@@ -7,16 +7,18 @@ server's process stalls its event loop — /health, /metrics, admission, the tok
 other requests and the streaming of tokens already made — for as long as a step lasts. Here
 the steps hold this process's GIL only.
 
-Inside, an asyncio loop runs `Engine.astream` for each submitted request (the step loop is
-the same as in-process) and sends its chunks back; a thread reads the pipe. Every submitted
-request gets exactly one `End`. The process ignores SIGINT (a terminal's Ctrl-C reaches the
-whole process group; the server ends the answers itself, then stops it) and exits when its
-pipe closes, so it never outlives the server.
+Inside, the step loop's thread does all of a request's work: it hands each step's tokens to
+their TokenCounters, which make the chunks right there, and after the step it sends every
+chunk, end and status change of that step in one pipe message (`on_step`): one pickle and
+one write per step, not per token, and no other thread to wake. A thread reads the pipe and
+starts requests on the step loop directly, so a request reaches genai at the next step. Every
+submitted request gets exactly one `End`. The process ignores SIGINT (a terminal's Ctrl-C
+reaches the whole process group; the server ends the answers itself, then stops it) and
+exits when its pipe closes, so it never outlives the server.
 """
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import os
 import signal
@@ -28,8 +30,8 @@ from typing import Any
 from ..options import GenerationOptions
 from . import wire
 from .engine import Engine
-
-STATUS_SECONDS = 0.05  # how often the engine's occupancy is sent (when it changed)
+from .planner import Plan
+from .streamer import TokenCounter
 
 
 def main(conn: Connection, args: wire.EngineArgs) -> None:
@@ -54,11 +56,38 @@ def main(conn: Connection, args: wire.EngineArgs) -> None:
         conn.close()
         return
     conn.send(wire.Ready(time.perf_counter() - t0, os.getpid(), engine.kv_pool_tokens))
+    core = _Core(conn, engine)
     try:
-        asyncio.run(_Core(conn, engine).serve())
+        core.serve()
     finally:
-        engine.close()
+        engine.close()  # ends what is left (each with its End), sent by the last on_step
+        core.flush()
         conn.close()
+
+
+class _Outgoing:
+    """A request's Sink in the engine process: its events become chunks in the outbox (on the
+    step thread), its end becomes its last chunks and one End."""
+
+    def __init__(self, core: _Core, rid: int, plan: Plan, cancel: threading.Event) -> None:
+        self.core, self.rid, self.plan = core, rid, plan
+        self.counter: TokenCounter = core.engine.counter(plan, self, cancel)
+
+    def put(self, item: tuple[str, Any]) -> None:
+        kind, payload = item
+        counter, n_prompt = self.counter, self.plan.prompt_tokens
+        if kind == "text":
+            self.core.post([wire.Out(self.rid, counter.chunk(n_prompt, payload))])
+            return
+        o = self.plan.options
+        try:
+            finals = counter.finals(n_prompt, o.max_new_tokens, o.n)
+        except Exception as e:
+            out: list[Any] = [wire.End(self.rid, wire.WireError.of(e))]
+        else:
+            out = [*(wire.Out(self.rid, c) for c in finals), wire.End(self.rid)]
+        self.core.post(out)
+        self.core.ended(self.rid)
 
 
 class _Core:
@@ -66,73 +95,68 @@ class _Core:
         self.conn = conn
         self.engine = engine
         self.cancels: dict[int, threading.Event] = {}
-        self.tasks: set[asyncio.Task[None]] = set()
+        self.lock = threading.Lock()  # the outbox, the cancels, the pipe's writing end
         self.outbox: list[Any] = []
         self.status: Any = None
+        self.idle = threading.Condition(self.lock)  # notified when a request has ended
+        engine.on_step(self.flush)
 
-    async def serve(self) -> None:
-        loop = asyncio.get_running_loop()
-        inbox: asyncio.Queue[Any] = asyncio.Queue()
-
-        def read() -> None:  # a thread: the pipe's reads block
-            while True:
-                try:
-                    msg = self.conn.recv()
-                except (EOFError, OSError):  # the server is gone
-                    msg = wire.Stop()
-                loop.call_soon_threadsafe(inbox.put_nowait, msg)
-                if isinstance(msg, wire.Stop):
-                    return
-
-        threading.Thread(target=read, name="ovchat-engine-pipe", daemon=True).start()
-        status = loop.create_task(self._publish_status())
+    def serve(self) -> None:
+        """Read the pipe (this thread) until Stop or the pipe closes."""
         while True:
-            msg = await inbox.get()
+            try:
+                msg = self.conn.recv()
+            except (EOFError, OSError):  # the server is gone
+                msg = wire.Stop()
             if isinstance(msg, wire.Submit):
-                self.cancels[msg.rid] = threading.Event()
-                task = loop.create_task(self._run(msg.rid, msg.plan))
-                self.tasks.add(task)
-                task.add_done_callback(self.tasks.discard)
+                self._begin(msg.rid, msg.plan)
             elif isinstance(msg, wire.Cancel):
-                if msg.rid in self.cancels:
-                    self.cancels[msg.rid].set()
+                with self.lock:
+                    cancel = self.cancels.get(msg.rid)
+                if cancel is not None:
+                    cancel.set()
+                    self.engine.wake()
             elif isinstance(msg, wire.CancelAll):
                 self.engine.cancel_all()
             elif isinstance(msg, wire.Stop):
                 break
-        status.cancel()
         self.engine.cancel_all()
-        if self.tasks:  # their End messages, while the parent may still be listening
-            await asyncio.wait(self.tasks, timeout=10)
-        self._flush()
+        with self.lock:  # their End messages, while the parent may still be listening
+            self.idle.wait_for(lambda: not self.cancels, timeout=10)
 
-    async def _run(self, rid: int, plan: Any) -> None:
-        error = None
+    def _begin(self, rid: int, plan: Plan) -> None:
+        cancel = threading.Event()
+        with self.lock:
+            self.cancels[rid] = cancel
         try:
-            async for chunk in self.engine.astream(plan, cancel=self.cancels[rid]):
-                self._send(wire.Out(rid, chunk))
+            checked = self.engine.checked(plan)
+            self.engine.begin(checked, _Outgoing(self, rid, checked, cancel).counter)
+            with self.lock:
+                ended = rid not in self.cancels
+            if ended:  # at once (a closed step loop): no step will send it
+                self.flush()
         except Exception as e:
-            error = wire.WireError.of(e)
-        finally:
-            del self.cancels[rid]
-        self._send(wire.End(rid, error))
+            self.ended(rid)
+            self.post([wire.End(rid, wire.WireError.of(e))])
+            self.flush()
 
-    async def _publish_status(self) -> None:
-        while True:
-            status = self.engine.status()
+    def ended(self, rid: int) -> None:
+        with self.lock:
+            self.cancels.pop(rid, None)
+            self.idle.notify_all()
+
+    def post(self, msgs: list[Any]) -> None:
+        with self.lock:
+            self.outbox.extend(msgs)
+
+    def flush(self) -> None:
+        """Send what the step produced, and the status if it changed, in one pipe write."""
+        status = self.engine.status()
+        with self.lock:
+            batch, self.outbox = self.outbox, []
             if status != self.status:
                 self.status = status
-                self._send(wire.Status(status))
-            await asyncio.sleep(STATUS_SECONDS)
-
-    def _send(self, msg: Any) -> None:
-        """Queue `msg`; what is queued goes in one pipe write once the loop is free."""
-        if not self.outbox:
-            asyncio.get_running_loop().call_soon(self._flush)
-        self.outbox.append(msg)
-
-    def _flush(self) -> None:
-        batch, self.outbox = self.outbox, []
-        if batch:
-            with contextlib.suppress(OSError, ValueError):  # the server is gone: nobody to tell
-                self.conn.send(batch)
+                batch.append(wire.Status(status))
+            if batch:
+                with contextlib.suppress(OSError, ValueError):  # the server is gone
+                    self.conn.send(batch)

@@ -5,9 +5,12 @@ cancel_all, close — so that the server's routes work on it unchanged.
 Planning stays here: the tokenizer (openvino-tokenizers, a few MB) is loaded in this
 process too, so a request's prompt is tokenized, fitted to the window and its options
 checked by genai before anything is sent; only the plan's token ids and options cross the
-pipe. The chunks come back on a reader thread, which hands them to each request's consumer
-(an asyncio queue through `call_soon_threadsafe`, or a queue.Queue): the event loop never
-waits on the engine.
+pipe. The chunks of each engine step come back in one message, read by a reader thread,
+which hands them to their consumers (asyncio queues: one `call_soon_threadsafe` per event
+loop per message; or queue.Queues): the event loop never waits on the engine, and is woken
+once per step, not once per token. A caller's cancel event (set while its consumer still
+waits, e.g. by a route that saw its client leave) is noticed by one watcher thread for all
+requests; a consumer that leaves tells the engine at once.
 
 If the engine process dies (killed, out of memory, a crash inside OpenVINO), every request
 in flight ends with an `EngineGoneError` and `dead` is set; `on_exit` (set by the server's
@@ -18,10 +21,12 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import contextlib
 import itertools
 import multiprocessing
 import queue
 import threading
+import time
 from collections.abc import AsyncIterator, Callable, Iterator, Mapping
 from dataclasses import replace
 from pathlib import Path
@@ -44,7 +49,7 @@ from .planner import Plan, Planner, Prompt
 from .streamer import LoopSink, Sink
 from .types import Chunk, Completion, EngineStatus
 
-CANCEL_POLL_SECONDS = 0.1  # how often a waiting consumer checks its cancel event
+CANCEL_POLL_SECONDS = 0.1  # how often the watcher checks the cancel events in flight
 STOP_SECONDS = 30.0  # an engine process asked to stop is killed after this long
 LOAD_SECONDS = 3600.0  # generous: a big model on a slow disk
 
@@ -111,10 +116,15 @@ class EngineClient(PlanningFront):
         self.finished: collections.Counter[str] = collections.Counter()
         self._ids = itertools.count()
         self._sinks: dict[int, Sink] = {}
-        self._lock = threading.Lock()  # the sinks and the pipe's writing end
+        self._cancels: dict[int, threading.Event] = {}  # in flight, the engine not yet told
+        self._lock = threading.Lock()  # the sinks, the cancels and the pipe's writing end
+        self._watching = threading.Event()  # set while there are cancel events to watch
         self._reader = threading.Thread(target=self._read, name="ovchat-engine-reader")
         self._reader.daemon = True
         self._reader.start()
+        watcher = threading.Thread(target=self._watch, name="ovchat-engine-cancels")
+        watcher.daemon = True
+        watcher.start()
 
     def _recv_first(self) -> Any:
         try:
@@ -146,16 +156,11 @@ class EngineClient(PlanningFront):
         plan = self.checked(prompt) if isinstance(prompt, Plan) else self.plan(prompt, options)
         cancel = cancel or threading.Event()
         aq: asyncio.Queue[Any] = asyncio.Queue()
-        rid = self._submit(plan, LoopSink(asyncio.get_running_loop(), aq))
-        ended = told = False
+        rid = self._submit(plan, LoopSink(asyncio.get_running_loop(), aq), cancel)
+        ended = False
         try:
             while True:
-                if cancel.is_set() and not told:  # set by the caller: tell the engine
-                    told = self._cancel(rid)
-                try:
-                    kind, payload = await asyncio.wait_for(aq.get(), CANCEL_POLL_SECONDS)
-                except TimeoutError:
-                    continue
+                kind, payload = await aq.get()
                 if kind == "end":
                     ended = True
                     if payload is not None:
@@ -164,7 +169,7 @@ class EngineClient(PlanningFront):
                 yield payload
         finally:
             cancel.set()
-            if not ended and not told:
+            if not ended:
                 self._cancel(rid)
 
     def stream(
@@ -177,16 +182,11 @@ class EngineClient(PlanningFront):
         plan = self.checked(prompt) if isinstance(prompt, Plan) else self.plan(prompt, options)
         cancel = cancel or threading.Event()
         q: queue.Queue[Any] = queue.Queue()
-        rid = self._submit(plan, q)
-        ended = told = False
+        rid = self._submit(plan, q, cancel)
+        ended = False
         try:
             while True:
-                if cancel.is_set() and not told:
-                    told = self._cancel(rid)
-                try:
-                    kind, payload = q.get(timeout=CANCEL_POLL_SECONDS)
-                except queue.Empty:
-                    continue
+                kind, payload = q.get()
                 if kind == "end":
                     ended = True
                     if payload is not None:
@@ -195,7 +195,7 @@ class EngineClient(PlanningFront):
                 yield payload
         finally:
             cancel.set()
-            if not ended and not told:
+            if not ended:
                 self._cancel(rid)
 
     def generate(
@@ -234,28 +234,49 @@ class EngineClient(PlanningFront):
             self._proc.join(5)
         self._conn.close()
         self._reader.join(5)
+        self._watching.set()  # the watcher sees `dead` and returns
 
     @property
     def alive(self) -> bool:
         return not self.dead and self._proc.is_alive()
 
     # -- the pipe ----------------------------------------------------------------------------
-    def _submit(self, plan: Plan, sink: Sink) -> int:
+    def _submit(self, plan: Plan, sink: Sink, cancel: threading.Event) -> int:
         rid = next(self._ids)
         with self._lock:
             if self.dead:
                 raise _gone()
             self._sinks[rid] = sink
+            self._cancels[rid] = cancel
+            self._watching.set()
         if not self._post(wire.Submit(rid, replace(plan, config=None))):
             with self._lock:
                 self._sinks.pop(rid, None)
+                self._cancels.pop(rid, None)
             raise _gone()
         return rid
 
-    def _cancel(self, rid: int) -> bool:
+    def _cancel(self, rid: int) -> None:
+        """Tell the engine (once) that request `rid`'s consumer has left."""
         with self._lock:
-            held = rid in self._sinks
-        return held and self._post(wire.Cancel(rid))
+            told = self._cancels.pop(rid, None) is None  # told already, or it has ended
+        if not told:
+            self._post(wire.Cancel(rid))
+
+    def _watch(self) -> None:
+        """The watcher thread: cancel events set by callers whose consumers still wait, told
+        to the engine within CANCEL_POLL_SECONDS; asleep while nothing is in flight."""
+        while True:
+            self._watching.wait()
+            if self.dead:
+                return
+            time.sleep(CANCEL_POLL_SECONDS)
+            with self._lock:
+                due = [rid for rid, ev in self._cancels.items() if ev.is_set()]
+                if not self._cancels:
+                    self._watching.clear()
+            for rid in due:
+                self._cancel(rid)
 
     def _post(self, msg: Any) -> bool:
         with self._lock:
@@ -274,31 +295,52 @@ class EngineClient(PlanningFront):
                 batch = self._conn.recv()
             except (EOFError, OSError):
                 break
-            for msg in batch:
-                if isinstance(msg, wire.Out):
-                    if msg.chunk.finish_reason is not None:
-                        self.finished[msg.chunk.finish_reason] += 1
-                    sink = self._sinks.get(msg.rid)
-                    if sink is not None:
-                        sink.put(("text", msg.chunk))
-                elif isinstance(msg, wire.End):
-                    with self._lock:
-                        sink = self._sinks.pop(msg.rid, None)
-                    if sink is not None:
-                        err = None if msg.error is None else msg.error.exception()
-                        sink.put(("end", err))
-                elif isinstance(msg, wire.Status):
-                    self._status = msg.status
+            self._dispatch(batch)
         self._proc.join(STOP_SECONDS)
         with self._lock:
             self.dead = True
             sinks, self._sinks = self._sinks, {}
+            self._cancels.clear()
+        self._watching.set()  # the watcher sees `dead` and returns
         self._status = EngineStatus(0, 0, 0.0)
         for sink in sinks.values():  # requests in flight when the process died
             sink.put(("end", _gone()))
         unexpected = sinks or self._proc.exitcode not in (0, None)
         if unexpected and self.on_exit is not None:
             self.on_exit()
+
+    def _dispatch(self, batch: list[Any]) -> None:
+        """One message from the engine (a step's chunks, ends, status) to the consumers."""
+        loops: dict[asyncio.AbstractEventLoop, list[tuple[Any, Any]]] = {}
+
+        def deliver(sink: Sink | None, event: Any) -> None:
+            if isinstance(sink, LoopSink):  # handed out below, one wake-up per loop
+                loops.setdefault(sink.loop, []).append((sink.aq, event))
+            elif sink is not None:
+                sink.put(event)
+
+        for msg in batch:
+            if isinstance(msg, wire.Out):
+                if msg.chunk.finish_reason is not None:
+                    self.finished[msg.chunk.finish_reason] += 1
+                deliver(self._sinks.get(msg.rid), ("text", msg.chunk))
+            elif isinstance(msg, wire.End):
+                with self._lock:
+                    sink = self._sinks.pop(msg.rid, None)
+                    self._cancels.pop(msg.rid, None)
+                err = None if msg.error is None else msg.error.exception()
+                deliver(sink, ("end", err))
+            elif isinstance(msg, wire.Status):
+                self._status = msg.status
+        for loop, items in loops.items():
+            with contextlib.suppress(RuntimeError):  # the loop is closed: nobody listens
+                loop.call_soon_threadsafe(_hand_out, items)
+
+
+def _hand_out(items: list[tuple[Any, Any]]) -> None:
+    """On the event loop: one engine step's events to their requests' queues."""
+    for aq, event in items:
+        aq.put_nowait(event)
 
 
 def _gone() -> EngineGoneError:

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import itertools
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -64,6 +65,9 @@ class StepLoop:
         self._cancelling = False
         self._kv_usage = 0.0
         self._kv_bytes = 0
+        # called on this thread after each step's tokens were handed out (enginecore.py: one
+        # pipe message per step) and after requests were ended without a step
+        self.on_step: Callable[[], None] | None = None
         self._thread = threading.Thread(target=self._run, name="ovchat-steps", daemon=True)
         self._thread.start()
 
@@ -109,6 +113,12 @@ class StepLoop:
                 self._stopped = True
                 self._fail_all(e)
             raise
+        finally:
+            self._stepped()
+
+    def _stepped(self) -> None:
+        if self.on_step is not None:
+            self.on_step()
 
     def _release_handles(self) -> None:
         """Cancel genai's requests and step once more, so its scheduler frees their KV-cache
@@ -132,12 +142,6 @@ class StepLoop:
             r.counter.finish(error)
 
     def _loop(self) -> None:
-        import openvino_genai as ov_genai
-
-        running = ov_genai.GenerationStatus.RUNNING
-        dropped = ov_genai.GenerationStatus.IGNORED  # genai's "out of KV-cache blocks"
-        length = ov_genai.GenerationFinishReason.LENGTH
-        unfinished = ov_genai.GenerationFinishReason.NONE
         while True:
             with self._cv:
                 while not self._stopped and not self._new and not self._active:
@@ -147,73 +151,84 @@ class StepLoop:
                     self._fail_all(EngineError("the engine was closed during generation"))
                     return
                 new, self._new = self._new, []
-            short_came = False
-            for req in new:
-                if req.counter.cancel.is_set():  # gone before it started
-                    req.counter.finish()
-                    continue
-                try:
-                    req.handle = self.pipe.add_request(req.rid, req.ids, req.config)
-                except Exception as e:
-                    req.counter.finish(e)
-                    continue
-                self._active[req.rid] = req
-                short_came = short_came or req.prompt_tokens <= self.prefill_chunk
-            if short_came:
-                self._let_short_prompts_first({r.rid for r in new})
-            try:
-                if self.pipe.has_non_finished_requests():
-                    self.pipe.step()
-                metrics = self.pipe.get_metrics()
-                # genai reports a percentage; the engine's status is a ratio
-                self._kv_usage = float(metrics.cache_usage) / 100.0
-                self._kv_bytes = int(metrics.kv_cache_size_in_bytes)
-            except Exception as e:
-                for req in self._active.values():
-                    req.handle.cancel()
-                    req.counter.finish(e)
-                self._active.clear()
+            self._step(new)
+            self._stepped()
+
+    def _step(self, new: list[_Request]) -> None:
+        """Add the new requests, run one step, hand out its tokens."""
+        import openvino_genai as ov_genai
+
+        running = ov_genai.GenerationStatus.RUNNING
+        dropped = ov_genai.GenerationStatus.IGNORED  # genai's "out of KV-cache blocks"
+        length = ov_genai.GenerationFinishReason.LENGTH
+        unfinished = ov_genai.GenerationFinishReason.NONE
+        short_came = False
+        for req in new:
+            if req.counter.cancel.is_set():  # gone before it started
+                req.counter.finish()
                 continue
-            for rid in list(self._active):
-                req = self._active[rid]
-                try:
-                    if req.counter.cancel.is_set():
-                        req.handle.cancel()  # frees its KV-cache blocks
-                        done = True
-                    elif req.requeue:  # cancelled a step ago: its computed blocks are cached
-                        req.requeue = req.stepped = False
-                        req.answers.clear()  # the new request's sequences get new ids
-                        rid2 = next(self._requeued_ids)
-                        req.handle = self.pipe.add_request(rid2, req.ids, req.config)
-                        continue
-                    else:
-                        req.stepped = True
-                        if req.handle.can_read():
-                            for seq_id, out in sorted(req.handle.read().items()):
-                                i = req.index(seq_id)
-                                if out.generated_ids:
-                                    logprobs = out.generated_log_probs
-                                    req.counter.write(list(out.generated_ids), i, logprobs)
-                                if out.finish_reason == length:
-                                    req.counter.state.length_cut.add(i)
-                                if out.finish_reason != unfinished:
-                                    req.counter.state.ended.add(i)
-                        status = req.handle.get_status()
-                        done = status != running
-                        if done:
-                            # genai drops a request whose sequences no longer fit in the
-                            # pool (nothing left to preempt): its answers were cut, not done
-                            req.counter.state.memory_cut = status == dropped
-                            req.counter.end()
-                except Exception as e:  # e.g. detokenizing: fail this request only
-                    req.counter.state.error = e
-                    req.handle.cancel()
+            try:
+                req.handle = self.pipe.add_request(req.rid, req.ids, req.config)
+            except Exception as e:
+                req.counter.finish(e)
+                continue
+            self._active[req.rid] = req
+            short_came = short_came or req.prompt_tokens <= self.prefill_chunk
+        if short_came:
+            self._let_short_prompts_first({r.rid for r in new})
+        try:
+            if self.pipe.has_non_finished_requests():
+                self.pipe.step()
+            metrics = self.pipe.get_metrics()
+            # genai reports a percentage; the engine's status is a ratio
+            self._kv_usage = float(metrics.cache_usage) / 100.0
+            self._kv_bytes = int(metrics.kv_cache_size_in_bytes)
+        except Exception as e:
+            for req in self._active.values():
+                req.handle.cancel()
+                req.counter.finish(e)
+            self._active.clear()
+            return
+        for rid in list(self._active):
+            req = self._active[rid]
+            try:
+                if req.counter.cancel.is_set():
+                    req.handle.cancel()  # frees its KV-cache blocks
                     done = True
-                if done:
-                    del self._active[rid]
-                    req.counter.finish()
-            if not self._active:
-                self._kv_usage = 0.0  # nothing runs: what is left is a free prefix cache
+                elif req.requeue:  # cancelled a step ago: its computed blocks are cached
+                    req.requeue = req.stepped = False
+                    req.answers.clear()  # the new request's sequences get new ids
+                    rid2 = next(self._requeued_ids)
+                    req.handle = self.pipe.add_request(rid2, req.ids, req.config)
+                    continue
+                else:
+                    req.stepped = True
+                    if req.handle.can_read():
+                        for seq_id, out in sorted(req.handle.read().items()):
+                            i = req.index(seq_id)
+                            if out.generated_ids:
+                                logprobs = out.generated_log_probs
+                                req.counter.write(list(out.generated_ids), i, logprobs)
+                            if out.finish_reason == length:
+                                req.counter.state.length_cut.add(i)
+                            if out.finish_reason != unfinished:
+                                req.counter.state.ended.add(i)
+                    status = req.handle.get_status()
+                    done = status != running
+                    if done:
+                        # genai drops a request whose sequences no longer fit in the
+                        # pool (nothing left to preempt): its answers were cut, not done
+                        req.counter.state.memory_cut = status == dropped
+                        req.counter.end()
+            except Exception as e:  # e.g. detokenizing: fail this request only
+                req.counter.state.error = e
+                req.handle.cancel()
+                done = True
+            if done:
+                del self._active[rid]
+                req.counter.finish()
+        if not self._active:
+            self._kv_usage = 0.0  # nothing runs: what is left is a free prefix cache
 
     def _let_short_prompts_first(self, newcomers: set[int]) -> None:
         """Cancel (to add again after the next step) every long prompt still being
