@@ -1,5 +1,7 @@
-"""The engine process: one chat model's batching Engine (its ContinuousBatchingPipeline and
-StepLoop) in a process of its own, driven over a pipe by an EngineClient (remote.py).
+"""The engine process: one chat or vision-language model's batching Engine (its
+ContinuousBatchingPipeline and StepLoop) in a process of its own, driven over a pipe by an
+EngineClient (remote.py). A vision request's images cross the pipe in its plan (decoded
+uint8 arrays: bytes, pickled).
 
 Why a process: genai's step() holds the GIL for the whole step (benchmarks/step_gil.py: a
 Python thread got no tick for a whole multi-second prefill step), so an engine inside the
@@ -28,6 +30,7 @@ from typing import Any
 from ..options import GenerationOptions
 from . import wire
 from .engine import Engine
+from .vision import open_engine
 
 STATUS_SECONDS = 0.05  # how often the engine's occupancy is sent (when it changed)
 
@@ -37,7 +40,7 @@ def main(conn: Connection, args: wire.EngineArgs) -> None:
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     t0 = time.perf_counter()
     try:
-        engine = Engine(
+        engine = open_engine(
             args.model_dir,
             device=args.device,
             properties=args.properties,
