@@ -254,3 +254,21 @@ def test_pull_finds_the_vision_part_and_lists_the_kind(tiny_llava_hf, tmp_path):
                      "--json", env=env)  # fmt: skip
     assert answer.returncode == 0, answer.stderr
     assert '"generated_tokens": 4' in answer.stdout
+
+
+def test_qwen2_vl_export_refused_in_one_line(tmp_path):
+    """optimum-intel 2.2 exports Qwen2-VL with transformers 5.0 or older only: one line with
+    what and what to do (this venv's transformers is newer)."""
+    import transformers
+    from vlmbuild import build_tiny_qwen2vl
+
+    if tuple(int(x) for x in transformers.__version__.split(".")[:2]) <= (5, 0):
+        pytest.skip("this transformers still exports Qwen2-VL")
+    hf = build_tiny_qwen2vl(tmp_path / "qwen2vl-hf")
+    r = run_cli("export", str(hf), str(tmp_path / "out"), "--weight-format", "fp32",
+                env={"OVCHAT_HOME": str(tmp_path / "home")})  # fmt: skip
+    assert r.returncode == 2 and "Traceback" not in r.stderr
+    error = [ln for ln in r.stderr.splitlines() if "error" in ln]
+    assert len(error) == 1 and "takes older transformers" in error[0]
+    assert f"got: {transformers.__version__}" in error[0] and "by its path" in error[0]
+    assert not (tmp_path / "out").exists()

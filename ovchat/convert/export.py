@@ -306,6 +306,13 @@ def _translate(e: Exception, model: str) -> None:
             "divides the model's widths",
             param="group_size_fallback",
         ) from e
+    if "does not allow for the export" in msg:  # optimum-intel's version bound on a model
+        raise UnsupportedModelError(
+            f"cannot export {model!r}: optimum-intel's exporter for this architecture takes "
+            f"older transformers ({msg.split('. ', 1)[-1]})",
+            "export it with optimum-intel where that transformers is installed and load the "
+            "exported directory by its path, or choose another model (docs/vision.md)",
+        ) from e
     if isinstance(e, OSError):
         first = msg.split(". ")[0]
         raise ModelNotFoundError(
