@@ -35,6 +35,7 @@ def test_bench_image_needs_a_vision_model(tiny_llama, tmp_path, capsys):
     picture.write_bytes(png(flat((200, 40, 90))))
     r = run_main(capsys, "bench", "-m", str(tiny_llama), "--image", str(picture))
     assert r.returncode == 2 and "text-only" in r.stderr and len(r.stderr.splitlines()) == 1
+    assert "--image" in r.stderr  # the flag named by the command line
     r = run_main(capsys, "bench", "-m", str(tiny_llama), "--image", str(picture), "--engines",
                  "ovchat,llamacpp")  # fmt: skip
     assert r.returncode == 2 and "--engines does not go with --image" in r.stderr

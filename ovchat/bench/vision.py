@@ -93,8 +93,9 @@ def bench_image(
     if model_type != "vision":  # said before anything is loaded
         what = "a text-only" if model_type == "chat" else f"{KIND_ARTICLE[model_type]} {model_type}"
         raise InvalidModelError(
-            f"{read_model_info(path).name} is {what} model: bench --image needs a vision model",
-            "pass a vision-language model with -m (ovchat list shows their kind: vision)",
+            f"{read_model_info(path).name} is {what} model: measuring an image needs a "
+            "vision model",
+            "choose a vision-language model (ovchat list shows their kind: vision)",
             param="image",
         )
     picture = load(str(image), "image")
