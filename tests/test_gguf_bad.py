@@ -1,6 +1,7 @@
 """Bad GGUF input: a truncated or corrupt file, an architecture openvino-genai does not read
-(without the export extra), a tensor type nothing here reads. Each is one line saying what
-and what to do (exit 2), and nothing is left in the library."""
+(without the export extra), a tensor type nothing here reads, the image part (mmproj) of a
+vision GGUF. Each is one line saying what and what to do (exit 2), and nothing is left in
+the library."""
 
 from __future__ import annotations
 
@@ -85,3 +86,23 @@ def test_unsupported_tensor_type(tmp_path, home):
     err = _one_line(_pull(_tiny(tmp_path / "q.gguf", kind="Q8_1"), home))
     assert "Q8_1 tensors, a type ovchat cannot read" in err and "Q4_K_M" in err
     _nothing_left(home)
+
+
+def test_vision_gguf_image_part(tmp_path, home):
+    """An mmproj file is refused (nothing converts a GGUF's image part); a language GGUF
+    with one beside it is said to be exported text-only."""
+    from ovchat.convert.vision import check_gguf
+
+    mmproj = _tiny(tmp_path / "mmproj-model-f16.gguf", arch="clip")
+    err = _one_line(_pull(mmproj, home))
+    assert "mmproj-model-f16.gguf is the image part (mmproj) of a vision GGUF" in err
+    assert "Hugging Face repository" in err
+    _nothing_left(home)
+    said: list[str] = []
+    check_gguf(_tiny(tmp_path / "model-q4_k_m.gguf"), said.append)
+    assert len(said) == 1 and "mmproj-model-f16.gguf" in said[0] and "text-only" in said[0]
+    said.clear()
+    alone = tmp_path / "alone"
+    alone.mkdir()
+    check_gguf(_tiny(alone / "model.gguf"), said.append)
+    assert said == []

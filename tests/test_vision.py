@@ -36,6 +36,45 @@ def png(img: np.ndarray) -> bytes:
     return buf.getvalue()
 
 
+def llava_prompt_ids(tok: Any, question: str) -> Any:
+    """The prompt LlavaProcessor makes: the chat template with the image first in the user
+    message, the image token repeated once per image token."""
+    content = [{"type": "image"}, {"type": "text", "text": question}]
+    text = tok.apply_chat_template(
+        [{"role": "user", "content": content}], tokenize=False, add_generation_prompt=True
+    )
+    text = text.replace("<image>", "<image>" * LLAVA_IMAGE_TOKENS)
+    return tok(text, return_tensors="pt", add_special_tokens=False).input_ids
+
+
+def gemma3_prompt_ids(tok: Any, question: str) -> Any:
+    """The prompt Gemma3Processor makes: the image's tokens between blank lines."""
+    content = [{"type": "image"}, {"type": "text", "text": question}]
+    text = tok.apply_chat_template(
+        [{"role": "user", "content": content}], tokenize=False, add_generation_prompt=True
+    )
+    soft = "<image_soft_token>" * GEMMA3_IMAGE_TOKENS
+    text = text.replace("<start_of_image>", f"\n\n<start_of_image>{soft}<end_of_image>\n\n")
+    return tok(text, return_tensors="pt", add_special_tokens=False).input_ids
+
+
+def hf_prompt_tokens(hf: Path, question: str) -> int:
+    """How many tokens the model sees for `question` with one image, as transformers'
+    processor builds the prompt (the image tokens included)."""
+    from transformers import AutoTokenizer
+
+    tok = AutoTokenizer.from_pretrained(hf)
+    arch = str(read_json(hf / "config.json")["model_type"])
+    ids = gemma3_prompt_ids(tok, question) if arch == "gemma3" else llava_prompt_ids(tok, question)
+    return int(ids.shape[1])
+
+
+def read_json(path: Path) -> Any:
+    import json
+
+    return json.loads(path.read_text())
+
+
 def torch_answer(hf: Path, question: str, img: np.ndarray) -> str:
     """PyTorch's greedy answer: the model's chat template with the image first in the user
     message, the image token repeated as LlavaProcessor does, CLIP's image processor."""
@@ -44,12 +83,7 @@ def torch_answer(hf: Path, question: str, img: np.ndarray) -> str:
 
     tok = AutoTokenizer.from_pretrained(hf)
     model = LlavaForConditionalGeneration.from_pretrained(hf).eval()
-    content = [{"type": "image"}, {"type": "text", "text": question}]
-    text = tok.apply_chat_template(
-        [{"role": "user", "content": content}], tokenize=False, add_generation_prompt=True
-    )
-    text = text.replace("<image>", "<image>" * LLAVA_IMAGE_TOKENS)
-    ids = tok(text, return_tensors="pt", add_special_tokens=False).input_ids
+    ids = llava_prompt_ids(tok, question)
     pixels = CLIPImageProcessor.from_pretrained(hf)(images=img, return_tensors="pt").pixel_values
     with torch.no_grad():
         out = model.generate(
@@ -67,13 +101,7 @@ def torch_answer_gemma3(hf: Path, question: str, img: np.ndarray) -> str:
 
     tok = AutoTokenizer.from_pretrained(hf)
     model = Gemma3ForConditionalGeneration.from_pretrained(hf).eval()
-    content = [{"type": "image"}, {"type": "text", "text": question}]
-    text = tok.apply_chat_template(
-        [{"role": "user", "content": content}], tokenize=False, add_generation_prompt=True
-    )
-    soft = "<image_soft_token>" * GEMMA3_IMAGE_TOKENS
-    text = text.replace("<start_of_image>", f"\n\n<start_of_image>{soft}<end_of_image>\n\n")
-    ids = tok(text, return_tensors="pt", add_special_tokens=False).input_ids
+    ids = gemma3_prompt_ids(tok, question)
     types = (ids == model.config.image_token_id).long()
     pixels = Gemma3ImageProcessorPil.from_pretrained(hf)(images=img, return_tensors="pt")
     with torch.no_grad():
@@ -226,3 +254,21 @@ def test_pull_finds_the_vision_part_and_lists_the_kind(tiny_llava_hf, tmp_path):
                      "--json", env=env)  # fmt: skip
     assert answer.returncode == 0, answer.stderr
     assert '"generated_tokens": 4' in answer.stdout
+
+
+def test_qwen2_vl_export_refused_in_one_line(tmp_path):
+    """optimum-intel 2.2 exports Qwen2-VL with transformers 5.0 or older only: one line with
+    what and what to do (this venv's transformers is newer)."""
+    import transformers
+    from vlmbuild import build_tiny_qwen2vl
+
+    if tuple(int(x) for x in transformers.__version__.split(".")[:2]) <= (5, 0):
+        pytest.skip("this transformers still exports Qwen2-VL")
+    hf = build_tiny_qwen2vl(tmp_path / "qwen2vl-hf")
+    r = run_cli("export", str(hf), str(tmp_path / "out"), "--weight-format", "fp32",
+                env={"OVCHAT_HOME": str(tmp_path / "home")})  # fmt: skip
+    assert r.returncode == 2 and "Traceback" not in r.stderr
+    error = [ln for ln in r.stderr.splitlines() if "error" in ln]
+    assert len(error) == 1 and "takes older transformers" in error[0]
+    assert f"got: {transformers.__version__}" in error[0] and "by its path" in error[0]
+    assert not (tmp_path / "out").exists()

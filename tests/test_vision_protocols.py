@@ -2,7 +2,7 @@
 /api/generate (`images`), with their official clients, to the tiny LLaVA of
 test_vision_serve.py: the same greedy answer as the same image through
 /v1/chat/completions; a text-only model or a non-image payload is a 400 naming the block in
-each protocol's own error shape."""
+each protocol's own error shape; every protocol's usage counts the image tokens."""
 
 from __future__ import annotations
 
@@ -12,6 +12,7 @@ from typing import Any
 import anthropic
 import ollama
 import pytest
+from test_vision import hf_prompt_tokens
 from test_vision_serve import QUESTION, RED, data_url, expected, image_message, server
 
 __all__ = ["expected", "server"]  # module fixtures, shared with test_vision_serve.py
@@ -73,3 +74,47 @@ def test_bad_images_name_the_block(server, model, data, words):
     with pytest.raises(ollama.ResponseError) as g:
         client.generate(model=model, prompt=QUESTION, images=[data], options={"num_predict": 4})
     assert g.value.status_code == 400 and g.value.error.startswith("images[0]: ")
+
+
+def test_usage_counts_the_image_tokens(server, tiny_llava_hf):
+    """The prompt count is the model's whole prompt, its image tokens with it (transformers'
+    processor makes the same prompt), in each protocol's usage, whole and streamed."""
+    n = hf_prompt_tokens(tiny_llava_hf, QUESTION)
+    client = server.client()
+    ask = dict(model="llava", messages=image_message(data_url(RED)), max_tokens=4)
+    chat = client.chat.completions.create(**ask)  # type: ignore[call-overload]
+    assert chat.usage.prompt_tokens == n and chat.usage.total_tokens == n + 4
+    chunks = list(client.chat.completions.create(
+        **ask, stream=True, stream_options={"include_usage": True}))  # type: ignore[call-overload]  # fmt: skip
+    assert chunks[-1].usage.prompt_tokens == n
+    text_only = client.chat.completions.create(
+        model="llava", messages=[{"role": "user", "content": QUESTION}], max_tokens=4
+    )
+    assert text_only.usage is not None and text_only.usage.prompt_tokens < n
+
+    r = client.responses.create(model="llava", max_output_tokens=4, input=[
+        {"role": "user", "content": [{"type": "input_image", "image_url": data_url(RED)},
+                                     {"type": "input_text", "text": QUESTION}]}])  # type: ignore[arg-type]  # fmt: skip
+    assert r.usage is not None and r.usage.input_tokens == n
+
+    msg = claude(server).messages.create(model="llava", max_tokens=4, messages=image_block(RED))  # type: ignore[arg-type]
+    assert msg.usage.input_tokens == n
+    with claude(server).messages.stream(
+        model="llava",
+        max_tokens=4,
+        messages=image_block(RED),  # type: ignore[arg-type]
+    ) as stream:
+        assert stream.get_final_message().usage.input_tokens == n  # message_delta's count
+
+    client_o = ollama.Client(host=server.url)
+    message = {"role": "user", "content": QUESTION, "images": [RED]}
+    assert (
+        client_o.chat(model="llava", messages=[message], options={"num_predict": 4})[
+            "prompt_eval_count"
+        ]
+        == n
+    )
+    gen = client_o.generate(
+        model="llava", prompt=QUESTION, images=[RED], options={"num_predict": 4}
+    )
+    assert gen.prompt_eval_count == n

@@ -121,12 +121,26 @@ def test_bad_images_are_400s_naming_the_part(server, model, urls, param, words):
 
 
 def test_image_urls_fetched_only_when_allowed(tiny_llava, expected, tmp_path):
+    """Fetched when allowed, off the event loop: /health answers while a slow image server
+    holds a fetch (it sends the image only once /health has answered)."""
     import functools
     import http.server
     import threading
 
+    import httpx
+
     (tmp_path / "red.png").write_bytes(RED)
-    handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(tmp_path))
+    started, release = threading.Event(), threading.Event()
+
+    class Files(http.server.SimpleHTTPRequestHandler):
+        def do_GET(self) -> None:
+            if self.path == "/held.png":
+                started.set()
+                release.wait(8)  # within the server's fetch timeout
+                self.path = "/red.png"
+            super().do_GET()
+
+    handler = functools.partial(Files, directory=str(tmp_path))
     files = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
     threading.Thread(target=files.serve_forever, daemon=True).start()
     base = f"http://127.0.0.1:{files.server_address[1]}"
@@ -146,5 +160,22 @@ def test_image_urls_fetched_only_when_allowed(tiny_llava, expected, tmp_path):
             body = e.value.body
             assert isinstance(body, dict) and body["param"] == "messages[0].content[0]"
             assert "could not be fetched" in body["message"]
+
+            answers: list[Any] = []
+            held = threading.Thread(target=lambda: answers.append(
+                s.client().chat.completions.create(
+                    model="llava", messages=image_message(f"{base}/held.png"), max_tokens=8,
+                    temperature=0,
+                )))  # type: ignore[arg-type]  # fmt: skip
+            held.start()
+            assert started.wait(30)
+            try:
+                assert httpx.get(f"{s.url}/health", timeout=5).status_code == 200
+                assert not answers  # the image was still being fetched
+            finally:
+                release.set()
+            held.join(60)
+            assert answers and answers[0].choices[0].message.content == expected
     finally:
+        release.set()
         files.shutdown()

@@ -114,3 +114,22 @@ def build_tiny_gemma3(out: Path) -> Path:
     tok.save_pretrained(out)
     (out / "chat_template.json").write_text(json.dumps({"chat_template": GEMMA3_TEMPLATE}))
     return out
+
+
+def build_tiny_qwen2vl(out: Path) -> Path:
+    """A tiny Qwen2-VL (weights as initialised): only for what its export does."""
+    from transformers import Qwen2VLConfig, Qwen2VLForConditionalGeneration
+
+    text = dict(
+        vocab_size=1000, hidden_size=64, intermediate_size=128, num_hidden_layers=2,
+        num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=512,
+        rope_scaling={"type": "mrope", "mrope_section": [2, 3, 3]},
+    )  # fmt: skip
+    vision = dict(
+        depth=2, embed_dim=32, hidden_size=64, num_heads=2, patch_size=14,
+        spatial_merge_size=2, temporal_patch_size=2, in_channels=3, mlp_ratio=2,
+    )  # fmt: skip
+    Qwen2VLForConditionalGeneration(
+        Qwen2VLConfig(text_config=text, vision_config=vision, **text)
+    ).save_pretrained(out)
+    return out

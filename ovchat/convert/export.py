@@ -33,7 +33,7 @@ from .gguf_genai import require_transformers_route, runtime_only
 from .quiet import capture_nncf_log, quiet_libraries
 from .recipe import DEFAULT_TASK, GGUF_FORMAT, Recipe
 from .stats import weight_statistics
-from .vision import VISION_TASK, has_vision, main_ir, write_preprocessor_config
+from .vision import VISION_TASK, check_gguf, has_vision, main_ir, write_preprocessor_config
 from .workdir import owned_workdir, remove_leftovers, replace_dir
 
 MANIFEST_FORMAT = 1
@@ -76,6 +76,8 @@ def export(
     kind = _source_kind(model)
     if recipe.task == DEFAULT_TASK and kind != "gguf" and has_vision(model):
         recipe = replace(recipe, task=VISION_TASK)  # a vision-language model: all its parts
+    if kind == "gguf" and Path(model).expanduser().is_file():
+        check_gguf(Path(model).expanduser(), say)  # a vision GGUF's image part: refused
     if not runtime_only(model, recipe):
         if kind == "gguf" and Path(model).expanduser().is_file():
             require_transformers_route(model)
@@ -303,6 +305,13 @@ def _translate(e: Exception, model: str) -> None:
             "set group_size_fallback to 'adjust' (or 'ignore'), or a group_size that "
             "divides the model's widths",
             param="group_size_fallback",
+        ) from e
+    if "does not allow for the export" in msg:  # optimum-intel's version bound on a model
+        raise UnsupportedModelError(
+            f"cannot export {model!r}: optimum-intel's exporter for this architecture takes "
+            f"older transformers ({msg.split('. ', 1)[-1]})",
+            "export it with optimum-intel where that transformers is installed and load the "
+            "exported directory by its path, or choose another model (docs/vision.md)",
         ) from e
     if isinstance(e, OSError):
         first = msg.split(". ")[0]

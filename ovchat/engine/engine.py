@@ -230,7 +230,8 @@ class Engine(PlanningFront):
         `counter.finals`). Batching only."""
         if self._steps is None:
             raise EngineError("the engine is closed", "load the model again")
-        self._steps.submit(next(self._ids), _ids_tensor(plan.ids), plan.config, counter)
+        vision = self._vision_inputs(plan) if self.KIND == "vision" else None
+        self._steps.submit(next(self._ids), _ids_tensor(plan.ids), plan.config, counter, vision)
 
     def on_step(self, callback: Callable[[], None] | None) -> None:
         """Call `callback` on the step thread after each step's tokens were handed out (and
@@ -298,6 +299,9 @@ class Engine(PlanningFront):
         finally:
             counter.finish(error)
 
+    def _vision_inputs(self, plan: Plan) -> tuple[str, list[Any]]:
+        raise NotImplementedError  # VisionEngine's (vision.py)
+
     def _start(self, plan: Plan, counter: TokenCounter) -> Callable[[bool], None]:
         """Start generating; return what to call once the consumer has left (after it set
         the cancel event): it wakes the step loop, or (`wait`) joins the pipeline's thread so
@@ -306,7 +310,8 @@ class Engine(PlanningFront):
             raise EngineError("the engine is closed", "load the model again")
         if self._steps is not None:
             steps = self._steps
-            steps.submit(next(self._ids), _ids_tensor(plan.ids), plan.config, counter)
+            vision = self._vision_inputs(plan) if self.KIND == "vision" else None
+            steps.submit(next(self._ids), _ids_tensor(plan.ids), plan.config, counter, vision)
             return lambda wait: steps.wake()
         thread = threading.Thread(
             target=self._generate, args=(plan, counter), name="ovchat-generate"

@@ -1,5 +1,7 @@
-"""The engine process: one chat model's batching Engine (its ContinuousBatchingPipeline and
-StepLoop) in a process of its own, driven over a pipe by an EngineClient (remote.py).
+"""The engine process: one chat or vision-language model's batching Engine (its
+ContinuousBatchingPipeline and StepLoop) in a process of its own, driven over a pipe by an
+EngineClient (remote.py). A vision request's images cross the pipe in its plan (decoded
+uint8 arrays: bytes, pickled).
 
 Why a process: genai's step() holds the GIL for the whole step (benchmarks/step_gil.py: a
 Python thread got no tick for a whole multi-second prefill step), so an engine inside the
@@ -32,6 +34,7 @@ from . import wire
 from .engine import Engine
 from .planner import Plan
 from .streamer import TokenCounter
+from .vision import open_engine
 
 
 def main(conn: Connection, args: wire.EngineArgs) -> None:
@@ -39,7 +42,7 @@ def main(conn: Connection, args: wire.EngineArgs) -> None:
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     t0 = time.perf_counter()
     try:
-        engine = Engine(
+        engine = open_engine(
             args.model_dir,
             device=args.device,
             properties=args.properties,

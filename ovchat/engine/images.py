@@ -1,5 +1,6 @@
-"""Images for vision-language models: decoded, checked against stated limits, and handed to
-openvino-genai as it wants them (one uint8 RGB tensor [1, height, width, 3] per image).
+"""Images for vision-language models: decoded, checked against stated limits, kept as
+uint8 RGB arrays (height x width x 3: plain values, they cross the pipe to an engine
+process) and handed to openvino-genai as it wants them (`tensor`: [1, height, width, 3]).
 
 Pillow decodes (PNG, JPEG, WebP, GIF's first frame, BMP); genai's own processor resizes and
 normalises for the model. Only the checks and the conversion are written here.
@@ -69,7 +70,7 @@ def decode(data: bytes, param: str = "image") -> Any:
 
 
 def load(source: ImageSource, param: str = "image") -> Any:
-    """One image from bytes, a path, a PIL image or an array → genai's tensor."""
+    """One image from bytes, a path, a PIL image or an array → a uint8 HxWx3 array."""
     import numpy as np
 
     if isinstance(source, (bytes, bytearray, memoryview)):
@@ -103,15 +104,15 @@ def load(source: ImageSource, param: str = "image") -> Any:
             )
         if img.shape[0] * img.shape[1] > MAX_IMAGE_PIXELS:
             raise ImageError(f"the image has more than {MAX_IMAGE_PIXELS:,} pixels", param=param)
-    return tensor(img)
+    return np.ascontiguousarray(np.asarray(img, dtype=np.uint8))
 
 
 def tensor(img: Any) -> Any:
+    """A uint8 HxWx3 array → genai's image tensor [1, H, W, 3]."""
     import numpy as np
     import openvino as ov
 
-    arr = np.ascontiguousarray(np.asarray(img, dtype=np.uint8))
-    return ov.Tensor(arr[None])
+    return ov.Tensor(np.ascontiguousarray(np.asarray(img, dtype=np.uint8))[None])
 
 
 def load_all(

@@ -32,6 +32,8 @@ def block_bytes(model_dir: Path, device: str, properties: Mapping[str, Any]) -> 
         return None
     try:
         cfg = json.loads((model_dir / "config.json").read_text())
+        if isinstance(cfg.get("text_config"), dict):  # a vision-language model's text part
+            cfg = cfg["text_config"]
         layers = int(cfg["num_hidden_layers"])
         heads = int(cfg["num_attention_heads"])
         kv_heads = int(cfg.get("num_key_value_heads") or heads)

@@ -48,9 +48,16 @@ class Plan:
     constraint: Constraint | None = field(default=None, compare=False, repr=False)
     reasoning: Mode = ""  # how the answer may hold reasoning (engine/reasoning.py)
     reasoning_budget: int | None = None  # tokens of reasoning at most (thinking_budget.py)
+    # A vision-language model's request (engine/vision.py): genai takes the rendered text
+    # (its image tags in place) and the images (uint8 HxWx3 arrays: plain values, so that a
+    # plan crosses the pipe to an engine process) rather than token ids.
+    text: str | None = field(default=None, compare=False, repr=False)
+    images: tuple[Any, ...] = field(default=(), compare=False, repr=False)
 
     @property
     def prompt_tokens(self) -> int:
+        """The prompt's tokens as planned (a vision model's image tokens are added by genai:
+        the engine reports the whole count once it has encoded the images)."""
         return len(self.ids)
 
 

@@ -33,7 +33,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import EngineError, OptionError
-from ..modeldir import check_model_dir, read_model_info
+from ..modeldir import check_model_dir, model_kind, read_model_info
 from ..options import GenerationOptions
 from . import enginecore, wire
 from .device import DEFAULT_DEVICE
@@ -48,6 +48,7 @@ from .front import PlanningFront
 from .planner import Plan, Planner, Prompt
 from .streamer import LoopSink, Sink
 from .types import Chunk, Completion, EngineStatus
+from .vision import VisionFront
 
 CANCEL_POLL_SECONDS = 0.1  # how often the watcher checks the cancel events in flight
 STOP_SECONDS = 30.0  # an engine process asked to stop is killed after this long
@@ -347,3 +348,15 @@ def _gone() -> EngineGoneError:
     return EngineGoneError(
         "the engine process stopped unexpectedly", "it is being restarted; retry shortly"
     )
+
+
+class VisionEngineClient(VisionFront, EngineClient):
+    """A vision-language model served by an engine process: planned here with its images
+    (decoded and checked, errors before anything is sent), batched there."""
+
+
+def open_client(model_dir: str | Path, **kw: Any) -> EngineClient:
+    """An EngineClient for a chat export, a VisionEngineClient for a vision-language one."""
+    if model_kind(Path(model_dir).expanduser()) == "vision":
+        return VisionEngineClient(model_dir, **kw)
+    return EngineClient(model_dir, **kw)

@@ -10,6 +10,12 @@ for all of it (a 7,000-token prompt: many seconds). When a short prompt arrives,
 still in its prefill is cancelled in genai and added again after the next step: the blocks
 it has computed stay in genai's prefix cache, so it resumes where it was (nothing is
 computed twice), now behind the newcomer.
+
+Images (a vision-language model's pipeline): such a request is added as its rendered text
+and images, genai encodes the images when it adds it, and its image tokens are scheduled as
+any prompt's. It is never moved behind a newcomer (adding it again would encode its images
+again). When it ends, genai's metrics give its whole prompt count (with the image tokens)
+and the seconds spent encoding the images.
 """
 
 from __future__ import annotations
@@ -37,10 +43,30 @@ class _Request:
     stepped: bool = False  # in genai for at least one step since it was (re)added
     requeue: bool = False  # cancelled in genai to let a short prompt go first; re-add it
     answers: dict[int, int] = field(default_factory=dict)  # genai's sequence id → answer index
+    vision: tuple[str, list[Any]] | None = None  # a vision model's (text, image tensors)
 
     @property
     def prompt_tokens(self) -> int:
         return int(self.ids.shape[1])
+
+    def add_to(self, pipe: Any, rid: int) -> Any:
+        if self.vision is not None:
+            text, images = self.vision
+            return pipe.add_request(rid, text, images, self.config)
+        return pipe.add_request(rid, self.ids, self.config)
+
+    def measure(self) -> None:
+        """A vision request that ended: its prompt with the image tokens, and the encoding
+        time, from genai's metrics (only there once genai has finished the request)."""
+        if self.vision is None or self.handle is None:
+            return
+        try:
+            metrics = self.handle.get_vlm_perf_metrics()
+            state = self.counter.state
+            state.prompt_tokens = int(metrics.get_num_input_tokens()) or None
+            state.image_seconds = float(metrics.get_prepare_embeddings_duration().mean) / 1000
+        except RuntimeError:  # cancelled or dropped before genai finished it: no metrics
+            pass
 
     def index(self, seq_id: int) -> int:
         """Answers are numbered 0, 1, ... in the order genai's sequences first appear."""
@@ -75,14 +101,23 @@ class StepLoop:
         with self._cv:
             return EngineStatus(len(self._active), len(self._new), self._kv_usage, self._kv_bytes)
 
-    def submit(self, rid: int, ids: Any, config: Any, counter: TokenCounter) -> None:
+    def submit(
+        self,
+        rid: int,
+        ids: Any,
+        config: Any,
+        counter: TokenCounter,
+        vision: tuple[str, list[Any]] | None = None,
+    ) -> None:
+        """Queue a request: its prompt's token ids, or (a vision model) `vision`, its text
+        and image tensors (`ids` then only sizes it)."""
         with self._cv:
             if self._stopped:
                 counter.finish(EngineError("the engine is closed", "load the model again"))
                 return
             if self._cancelling:
                 counter.cancel.set()
-            self._new.append(_Request(rid, ids, config, counter))
+            self._new.append(_Request(rid, ids, config, counter, vision=vision))
             self._cv.notify()
 
     def wake(self) -> None:
@@ -168,7 +203,7 @@ class StepLoop:
                 req.counter.finish()
                 continue
             try:
-                req.handle = self.pipe.add_request(req.rid, req.ids, req.config)
+                req.handle = req.add_to(self.pipe, req.rid)
             except Exception as e:
                 req.counter.finish(e)
                 continue
@@ -199,7 +234,7 @@ class StepLoop:
                     req.requeue = req.stepped = False
                     req.answers.clear()  # the new request's sequences get new ids
                     rid2 = next(self._requeued_ids)
-                    req.handle = self.pipe.add_request(rid2, req.ids, req.config)
+                    req.handle = req.add_to(self.pipe, rid2)
                     continue
                 else:
                     req.stepped = True
@@ -219,6 +254,7 @@ class StepLoop:
                         # genai drops a request whose sequences no longer fit in the
                         # pool (nothing left to preempt): its answers were cut, not done
                         req.counter.state.memory_cut = status == dropped
+                        req.measure()
                         req.counter.end()
             except Exception as e:  # e.g. detokenizing: fail this request only
                 req.counter.state.error = e
@@ -236,7 +272,7 @@ class StepLoop:
         since it was last added: under a stream of short requests, it still gets every
         other step."""
         for req in self._active.values():
-            if req.rid in newcomers or req.requeue or not req.stepped:
+            if req.rid in newcomers or req.requeue or not req.stepped or req.vision:
                 continue
             if req.counter.tokens == 0 and req.prompt_tokens > self.prefill_chunk:
                 req.handle.cancel()

@@ -51,6 +51,10 @@ class RequestState:
     length_cut: set[int] = field(default_factory=set)  # answers the engine stopped at the limit
     ended: set[int] = field(default_factory=set)  # answers the engine ended itself (stop, length)
     memory_cut: bool = False  # the engine dropped the request: its KV-cache pool ran out
+    # a vision model's request, from genai's metrics once it ended: the prompt's tokens with
+    # the image tokens genai put in, and the seconds spent encoding the images
+    prompt_tokens: int | None = None
+    image_seconds: float | None = None
 
 
 class _Answer:
@@ -207,6 +211,8 @@ class TokenCounter:
         error raised."""
         if self.state.error is not None:
             raise self.state.error
+        n_prompt = self.state.prompt_tokens or n_prompt
+        image_seconds = self.state.image_seconds
         out = []
         for index in range(n):
             answer = self.answer(index)
@@ -222,7 +228,9 @@ class TokenCounter:
                 reason = "stop"
             stats = self.stats()
             lps = answer.take()
-            out.append(Chunk("", n_prompt, self.tokens, *stats, reason, index, lps, detail))
+            out.append(
+                Chunk("", n_prompt, self.tokens, *stats, reason, index, lps, detail, image_seconds)
+            )
         return out
 
 

@@ -50,6 +50,7 @@ class Chunk:
     index: int = 0
     logprobs: tuple[TokenLogprob, ...] = ()
     finish_detail: str | None = None
+    image_seconds: float | None = None  # a vision model's last chunk: encoding its images
 
 
 @dataclass(frozen=True)
@@ -66,6 +67,7 @@ class Completion:
     total_seconds: float = 0.0
     logprobs: tuple[TokenLogprob, ...] = ()
     tool_calls: tuple[ToolCall, ...] = ()  # with tools: the calls, and `text` is the rest
+    image_seconds: float | None = None  # a vision model: seconds encoding the images
 
     @classmethod
     def collect(
@@ -106,6 +108,7 @@ class Completion:
             finish_reason=last.finish_reason or "cancelled",
             total_seconds=total_seconds,
             logprobs=logprobs,
+            image_seconds=last.image_seconds,
         )
 
     def with_calls(self) -> Completion:

@@ -7,6 +7,7 @@ only if it is a vision-language model (engine/vision.py).
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import binascii
 import urllib.error
@@ -15,7 +16,6 @@ from dataclasses import dataclass
 from typing import Any
 
 from ..engine.images import MAX_IMAGE_BYTES, MAX_IMAGES
-from ..engine.vision import VisionEngine
 from .errors import APIError
 
 FETCH_TIMEOUT = 10.0  # seconds for one image URL, when fetching is allowed
@@ -27,14 +27,16 @@ class RequestImages:
     names: list[str]  # where each image is in the request
 
 
-def request_images(body: Any, eng: Any, allow_urls: bool) -> RequestImages | None:
+async def request_images(body: Any, eng: Any, allow_urls: bool) -> RequestImages | None:
     """The images `body` holds (None: none), fetched and ready for `eng.plan(images=...)`;
-    an APIError (400) naming the part for an image the model or the server cannot take."""
+    an APIError (400) naming the part for an image the model or the server cannot take.
+    URLs (when allowed) are fetched in worker threads, all at once: the event loop goes on
+    serving meanwhile."""
     parts: list[tuple[str, str]] = body.image_parts() if hasattr(body, "image_parts") else []
     if not parts:
         return None
     first = parts[0][0]
-    if not isinstance(eng, VisionEngine):
+    if not getattr(eng, "takes_images", False):  # VisionFront (engine/vision.py)
         raise APIError(
             400,
             f"{first}: the model '{eng.info.name}' is a text-only model: it does not take "
@@ -49,11 +51,11 @@ def request_images(body: Any, eng: Any, allow_urls: bool) -> RequestImages | Non
             f"{where}: {len(parts)} images in one request; at most {MAX_IMAGES} are taken",
             param=where,
         )
-    return RequestImages([image_bytes(url, where, allow_urls) for where, url in parts],
-                         [where for where, _ in parts])  # fmt: skip
+    sources = await asyncio.gather(*(image_bytes(url, where, allow_urls) for where, url in parts))
+    return RequestImages(list(sources), [where for where, _ in parts])
 
 
-def image_bytes(url: str, where: str, allow_urls: bool) -> bytes:
+async def image_bytes(url: str, where: str, allow_urls: bool) -> bytes:
     scheme = url.split(":", 1)[0].lower() if ":" in url else ""
     if scheme == "data":
         return _data_url(url, where)
@@ -65,7 +67,7 @@ def image_bytes(url: str, where: str, allow_urls: bool) -> bytes:
                 "operator allows it); send the image inline as a data: URL (base64)",
                 param=where,
             )
-        return _fetch(url, where)
+        return await asyncio.to_thread(_fetch, url, where)  # urllib blocks
     raise APIError(
         400, f"{where}: an image URL must be a data: URL (or http(s) if allowed)", param=where
     )

@@ -69,7 +69,7 @@ async def plan_request(server: ServerState, eng: Engine, body: Any) -> Plan:
         strict = body.budget() is not None  # OpenAI: an asked budget beyond the window is an error
         prompt, options, tools = body.engine_prompt(), body.options(), body.tool_set()
         thinking = body.thinks() if hasattr(body, "thinks") else None
-        imgs = request_images(body, eng, server.settings.allow_image_urls)
+        imgs = await request_images(body, eng, server.settings.allow_image_urls)
         more: dict[str, Any] = {"images": imgs.sources, "image_names": imgs.names} if imgs else {}
         planned = partial(
             eng.plan, prompt, options, tools=tools, strict_budget=strict, thinking=thinking,

@@ -25,9 +25,8 @@ from pydantic import (
 from pydantic.json_schema import JsonDict
 
 from ..engine import DEFAULT_DEVICE, DEFAULT_KV_CACHE_GB, DEFAULT_PREFILL_CHUNK, Engine
-from ..engine.remote import EngineClient
+from ..engine.remote import EngineClient, open_client
 from ..engine.vision import open_engine
-from ..modeldir import model_kind
 from ..options import GenerationOptions
 from .fairness import FAIR_RESERVE
 from .modelspecs import ModelSpec, model_specs
@@ -194,7 +193,7 @@ class ServerSettings(BaseModel):
     )
     engine_process: bool = Field(
         True,
-        description="run each text chat model's engine in a process of its own, so that no "
+        description="run each chat or vision model's engine in a process of its own, so that no "
         "engine step holds up /health or other requests (on; --no-engine-process: in the "
         "server's process)",
     )
@@ -256,10 +255,8 @@ class ServerSettings(BaseModel):
         (in an engine process of its own with `engine_process`)."""
         if self.model_dir is None:
             raise ValueError("Settings.model_dir or an engine is needed")
-        # Vision-language models run here (genai's VLMPipeline); text chat models in their
-        # own engine process unless asked otherwise.
-        if self.engine_process and model_kind(self.model_dir) != "vision":
-            return EngineClient(
+        if self.engine_process:  # chat and vision-language models alike
+            return open_client(
                 self.model_dir,
                 device=self.device,
                 properties=self.properties,

@@ -1,11 +1,14 @@
 """Speed of ovchat against other engines (optimum-intel's OVModelForCausalLM path, PyTorch,
 llama.cpp), side by side on this machine: load, time to first token, prefill and decode
-tokens/s, peak memory, size on disk. Each engine runs in its own subprocess."""
+tokens/s, peak memory, size on disk. Each engine runs in its own subprocess.
+
+With `--image FILE`: what the image costs a vision-language model (bench/vision.py)."""
 
 from __future__ import annotations
 
 import argparse
 import shutil
+from pathlib import Path
 from typing import Any, cast
 
 from ..bench.lookalikes import SHAPES
@@ -14,7 +17,10 @@ from ..bench.runner import ENGINES, FULL, QUICK, bench
 from ..errors import OptionError
 from .cliargs import add_model_arguments, add_report_arguments, properties_from_args, write_json
 
-FLAGS = {"engines": "--engines", "gguf": "--gguf", "reference": "--reference", "shape": "--shape"}
+FLAGS = {"engines": "--engines", "gguf": "--gguf", "reference": "--reference", "shape": "--shape",
+         "image": "--image"}  # fmt: skip
+# what --image does not combine with (it measures ovchat alone, on one prompt)
+NOT_WITH_IMAGE = ("engines", "shape", "gguf", "reference", "chart", "long_tokens", "rounds")
 SHAPE_ROUNDS = 3  # --shape: 3 alternating rounds of 1 repetition each
 
 
@@ -36,6 +42,12 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--reference", help="HF dir for the PyTorch engines (default: manifest)")
     p.add_argument("--gguf", help="GGUF for llama.cpp (default: the manifest's source)")
     p.add_argument("--chart", metavar="PNG", help="write a bar chart")
+    p.add_argument(
+        "--image",
+        metavar="FILE",
+        help="a vision model with this image: image encoding time, TTFT, decode tok/s and "
+        "peak memory, with the image and without",
+    )
     add_report_arguments(p)
 
 
@@ -45,6 +57,8 @@ def main(args: argparse.Namespace) -> int:
     from rich.console import Console
 
     s = QUICK if args.quick else FULL
+    if args.image:
+        return _image(args, s)
     if args.shape and not args.quick:
         s = replace(s, reps=1)  # the repetitions are the alternating rounds
     rounds = args.rounds or (SHAPE_ROUNDS if args.shape and not args.quick else 1)
@@ -113,3 +127,49 @@ def main(args: argparse.Namespace) -> int:
     if args.json:
         write_json(r.to_dict(), args.json)
     return 0 if all(e.ok for e in r.engines) else 1
+
+
+def _image(args: argparse.Namespace, s: Any) -> int:
+    """`--image FILE`: the image's cost on a vision model, a table (and --json)."""
+    from rich.console import Console
+    from rich.table import Table
+
+    from ..bench.vision import bench_image
+    from ..progress import printer
+
+    for key in NOT_WITH_IMAGE:
+        if getattr(args, key, None):
+            flag = "--" + key.replace("_", "-")
+            raise OptionError(
+                f"{flag} does not go with --image", f"drop {flag}: --image measures ovchat alone",
+                param="image",
+            )  # fmt: skip
+    for key in ("reps", "new_tokens"):
+        value = getattr(args, key)
+        if value is not None and value < 1:
+            raise OptionError(f"--{key.replace('_', '-')} must be at least 1, got {value}")
+    r = bench_image(
+        args.model,
+        args.image,
+        reps=args.reps or s.reps,
+        new_tokens=args.new_tokens or s.new_tokens,
+        device=args.device,
+        properties=properties_from_args(args),
+        progress=printer(),
+    )
+    console = Console(stderr=args.json == "-")
+    t = Table(title=f"ovchat bench --image: {r.model}, {Path(r.image).name} {r.width}x"
+              f"{r.height} on {r.machine['cpu']} (median of {r.reps})")  # fmt: skip
+    for col in ("", "without the image", "with it"):
+        t.add_column(col, justify="right" if col else "left")
+    for row in r.rows():
+        t.add_row(*row)
+    console.print(t)
+    console.print(
+        f"{r.new_tokens} new tokens per run (EOS ignored); loaded in {r.load_s:.1f} s; "
+        f"peak RSS after loading {r.peak_rss_mb['load']:.0f} MB",
+        highlight=False,
+    )
+    if args.json:
+        write_json(r.to_dict(), args.json)
+    return 0
