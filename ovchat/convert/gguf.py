@@ -198,10 +198,9 @@ def check_optimum_exports(arch: str, name: str) -> None:
     and gigabytes later): the same version bounds optimum-intel checks, read from its config."""
     from importlib.metadata import version
 
+    import optimum.exporters.openvino  # noqa: F401 - registers the OpenVINO configs
     from optimum.exporters.tasks import TasksManager
     from packaging.version import Version
-
-    import optimum.exporters.openvino  # noqa: F401 - registers the OpenVINO configs
 
     model_type = HF_MODEL_TYPES.get(arch, arch)
     have = version("transformers")
