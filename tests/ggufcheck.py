@@ -50,6 +50,7 @@ def rel_diffs(xml: Path, gguf_file: Path) -> dict[str, tuple[str, float]]:
             continue
         ref = gguf.quants.dequantize(t.data, t.tensor_type)
         n = heads if ".attn_q." in t.name else kv if ".attn_k." in t.name else 0
+        n = n if arch == "llama" else 0  # only llama's q/k rows are interleaved by llama.cpp
         if n:  # llama.cpp's rotary interleaving undone, as any reader of the file does
             dim = ref.shape[0] // n // 2
             ref = ref.reshape(n, dim, 2, -1).swapaxes(2, 1).reshape(ref.shape)
