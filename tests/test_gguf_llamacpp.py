@@ -79,7 +79,7 @@ def test_bench_runs_both_engines_on_the_same_file(made, tmp_path):
     assert data["model"].endswith(imported.name)
     manifest = json.loads((imported / "ovchat.json").read_text())
     assert Path(manifest["source"]["model"]) == src.resolve()
-    assert manifest["recipe"]["weight_format"] == "gguf"
+    assert manifest["recipe"]["asked"]["weight_format"] == "gguf"
     assert [e["engine"] for e in data["engines"]] == ["ovchat", "llamacpp"]
     for e in data["engines"]:
         assert e["ok"], e["error"]
