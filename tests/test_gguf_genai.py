@@ -13,6 +13,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from ggufcheck import rel_diffs
 from ggufquant import requantize
 
 pytestmark = pytest.mark.gguf
@@ -121,53 +122,11 @@ def test_genai_alone_rounds_q4_1_and_q4_k(pulled):
     assert {"Q4_0", "Q8_0"} <= set(g["kept_as_openvino_genai_wrote"])
 
 
-def _weights(xml: Path) -> list[np.ndarray]:
-    """Every weight matrix the IR computes (MatMul and Gather inputs built from constants),
-    evaluated by OpenVINO itself."""
-    import openvino as ov
-
-    model = ov.Core().read_model(str(xml))
-    outs = []
-    for op in model.get_ops():
-        t = op.get_type_name()
-        port = 1 if t == "MatMul" else 0 if t == "Gather" else None
-        if port is None:
-            continue
-        src = op.input_value(port)
-        if len(src.get_partial_shape()) == 2 and src.get_partial_shape().is_static:
-            outs.append(src)
-    uniq = {(o.get_node().get_friendly_name(), o.get_index()): o for o in outs}
-    result = []
-    items = list(uniq.values())
-    for i in range(0, len(items), 24):
-        sub = ov.Model([ov.opset13.result(o) for o in items[i : i + 24]], [], "weights")
-        res = ov.Core().compile_model(sub, "CPU", {"INFERENCE_PRECISION_HINT": "f32"})({})
-        result.extend(np.array(v) for v in res.values())
-    return result
-
-
 def test_weights_match_the_gguf_tensor_by_tensor(pulled, files):
-    import gguf
-
-    ir = _weights(_export_dir(pulled) / "openvino_model.xml")
-    r = gguf.GGUFReader(str(files["mixed"]))
-    heads = int(r.fields["llama.attention.head_count"].contents())
-    kv = int(r.fields["llama.attention.head_count_kv"].contents())
-    checked: dict[str, int] = {}
-    for t in r.tensors:
-        if len(t.shape) != 2:
-            continue
-        ref = gguf.quants.dequantize(t.data, t.tensor_type)
-        n = heads if ".attn_q." in t.name else kv if ".attn_k." in t.name else 0
-        if n:  # llama.cpp's rotary interleaving undone, as any reader of the file does
-            dim = ref.shape[0] // n // 2
-            ref = ref.reshape(n, dim, 2, -1).swapaxes(2, 1).reshape(ref.shape)
-        same = [w for w in ir if w.shape == ref.shape]
-        best = min(same, key=lambda w: float(np.abs(w[:2] - ref[:2]).max()))
-        err = float(np.abs(best - ref).max())
-        assert err <= 2**-9 * float(np.abs(ref).max()), (t.name, t.tensor_type.name, err)
-        checked[t.tensor_type.name] = checked.get(t.tensor_type.name, 0) + 1
-    assert set(TYPES) <= set(checked), checked
+    diffs = rel_diffs(_export_dir(pulled) / "openvino_model.xml", files["mixed"])
+    bad = {k: v for k, v in diffs.items() if v[1] > 2**-9}
+    assert not bad, bad
+    assert set(TYPES) <= {kind for kind, _ in diffs.values()}, diffs
 
 
 def _run(ir: Path, ids: list[int]) -> np.ndarray:

@@ -27,8 +27,8 @@ ENV_LLAMA_CPP_DIR = "OVCHAT_LLAMA_CPP_DIR"
 DIST = "llama-cpp-python"
 # What the converter needs from the source tree (about 2 MB of the 77 MB sdist).
 CONVERTER_FILES = ("convert_hf_to_gguf.py", "conversion/", "gguf-py/")
-# llama_ftype values (llama.h) of the types the bench compares.
-QUANT_TYPES = {"Q4_0": 2, "Q4_K_M": 15, "Q8_0": 7, "F16": 1}
+# llama_ftype values (llama.h) of the types the bench compares and the GGUF tests make.
+QUANT_TYPES = {"Q4_0": 2, "Q4_K_M": 15, "Q5_K_M": 17, "Q6_K": 18, "Q8_0": 7, "F16": 1}
 PIP_TIMEOUT_S = 900
 
 
@@ -92,9 +92,12 @@ def hf_to_gguf(hf_dir: Path, out: Path, outtype: str = "f16") -> Path:
     return out
 
 
-def quantize_gguf(src: Path, out: Path, qtype: str, threads: int | None = None) -> Path:
+def quantize_gguf(
+    src: Path, out: Path, qtype: str, threads: int | None = None, requantize: bool = False
+) -> Path:
     """llama.cpp's quantizer with its default rules (as `llama-quantize`: a tied embedding
-    becomes Q6_K, or Q8_0 where its width is no multiple of 256)."""
+    becomes Q6_K, or Q8_0 where its width is no multiple of 256). `requantize`: `src` may be
+    quantized already (as `llama-quantize --allow-requantize`)."""
     import llama_cpp
     import llama_cpp.llama  # installs llama-cpp-python's log callback
 
@@ -105,6 +108,7 @@ def quantize_gguf(src: Path, out: Path, qtype: str, threads: int | None = None) 
     p = llama_cpp.llama_model_quantize_default_params()
     p.ftype = QUANT_TYPES[qtype]
     p.nthread = threads or os.cpu_count() or 1
+    p.allow_requantize = requantize
     tmp = out.with_name(out.name + ".partial")
     try:
         rc = llama_cpp.llama_model_quantize(str(src).encode(), str(tmp).encode(), p)

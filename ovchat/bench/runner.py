@@ -23,6 +23,7 @@ from ..errors import OptionError, OvchatError
 from ..library import resolve
 from ..modeldir import read_model_info
 from ..progress import Progress, printer
+from .gguf_import import source_gguf
 from .machine import cpu_flags, cpu_model, has_bf16, llamacpp_available, versions
 
 ENGINES = ("ovchat", "optimum", "torch-fp32", "torch-bf16", "llamacpp")
@@ -169,7 +170,12 @@ def bench(
         )
     by_label = {v.label: v for v in variants or [Variant(e, e) for e in ENGINES]}
     kinds = {by_label[e].engine for e in wanted}
-    model_dir = resolve(model)
+    if gguf is not None and model is None and not variants:
+        from .gguf_import import imported
+
+        model_dir = imported(Path(gguf), progress)  # ovchat on its import of that very file
+    else:
+        model_dir = resolve(model)
     info = read_model_info(model_dir)
     skipped: dict[str, str] = {}
     hf_dir: Path | None = None
@@ -181,6 +187,7 @@ def bench(
     if "torch-bf16" in kinds and not has_bf16():
         skipped["torch-bf16"] = "the CPU has neither avx512_bf16 nor AMX"
     gguf_path = _gguf_for(model_dir, gguf, info.manifest)
+    same_gguf = gguf_path is not None and source_gguf(info.manifest) == gguf_path.resolve()
     for label in wanted:
         if by_label[label].engine != "llamacpp":
             continue
@@ -222,7 +229,14 @@ def bench(
     _add_ratios(results)
     return BenchResult(
         model=str(model_dir),
-        settings={**asdict(s), "quick": quick, "properties": spec["properties"], "rounds": rounds},
+        settings={
+            **asdict(s),
+            "quick": quick,
+            "properties": spec["properties"],
+            "rounds": rounds,
+            "gguf": spec["gguf"],
+            "same_gguf": same_gguf,
+        },
         machine={
             "cpu": cpu_model(),
             "cores": os.cpu_count(),
@@ -246,10 +260,7 @@ def _gguf_for(model_dir: Path, gguf: str | Path | None, manifest: dict[str, Any]
         if not p.is_file():
             raise OptionError(f"{p} does not exist", "check the GGUF path", param="gguf")
         return p
-    src = manifest.get("source") or {}
-    if src.get("kind") == "gguf" and Path(str(src.get("model"))).is_file():
-        return Path(str(src["model"]))
-    return None
+    return source_gguf(manifest)
 
 
 def _pool(name: str, rounds: list[EngineResult]) -> EngineResult:

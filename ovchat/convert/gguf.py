@@ -185,3 +185,52 @@ def gguf_to_hf(
             shutil.rmtree(out)
         shutil.copytree(tmp, out)
     return out
+
+
+# GGUF architecture → the model type transformers' GGUF import gives it (where they differ).
+HF_MODEL_TYPES = {"gemma3": "gemma3_text", "command-r": "cohere", "qwen2moe": "qwen2_moe",
+                  "qwen3moe": "qwen3_moe"}  # fmt: skip
+
+
+def check_optimum_exports(arch: str, name: str) -> None:
+    """Refuse at once a GGUF whose architecture optimum-intel will not export with the
+    installed transformers (it would refuse only after the whole GGUF → HF conversion, minutes
+    and gigabytes later): the same version bounds optimum-intel checks, read from its config."""
+    from importlib.metadata import version
+
+    import optimum.exporters.openvino  # noqa: F401 - registers the OpenVINO configs
+    from optimum.exporters.tasks import TasksManager
+    from packaging.version import Version
+
+    model_type = HF_MODEL_TYPES.get(arch, arch)
+    have = version("transformers")
+    try:
+        ctor = TasksManager.get_exporter_config_constructor(
+            exporter="openvino", model_type=model_type, task="text-generation-with-past",
+            library_name="transformers",
+        )  # fmt: skip
+    except (KeyError, ValueError) as e:
+        raise UnsupportedModelError(
+            f"{name} is a GGUF of architecture {arch!r}, which neither openvino-genai's reader "
+            "(llama, qwen2, qwen3) nor optimum-intel's exporter takes",
+            "use a GGUF of a llama, qwen2 or qwen3 model",
+        ) from e
+    cls = getattr(ctor, "func", ctor)
+    low, high = (getattr(cls, k, None) for k in ("MIN_TRANSFORMERS_VERSION",
+                                                 "MAX_TRANSFORMERS_VERSION"))  # fmt: skip
+    opt = version("optimum-intel")
+    if high is not None and Version(have) > Version(str(high)):
+        bound = str(high).replace(".99", ".*")
+        raise UnsupportedModelError(
+            f"{name} is a GGUF of architecture {arch!r}: openvino-genai's reader does not take "
+            f"it (llama, qwen2, qwen3), and optimum-intel {opt} exports {model_type} only with "
+            f"transformers {bound} or older (installed: {have})",
+            f"export it where 'transformers<={bound}' is installed, or use a GGUF of a llama, "
+            "qwen2 or qwen3 model",
+        )
+    if low is not None and Version(have) < Version(str(low)):
+        raise UnsupportedModelError(
+            f"{name} is a GGUF of architecture {arch!r}: optimum-intel {opt} exports "
+            f"{model_type} only with transformers {low} or newer (installed: {have})",
+            f"pip install 'transformers>={low}'",
+        )

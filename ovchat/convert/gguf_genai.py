@@ -83,7 +83,8 @@ def runtime_only(model: str, recipe: Recipe) -> bool:
 
 
 def require_transformers_route(model: str) -> None:
-    """A GGUF that openvino-genai does not read needs the export extra: say why."""
+    """A GGUF that openvino-genai does not read needs the export extra, and optimum-intel
+    must export its architecture with the installed transformers: say why not, at once."""
     from ..errors import require
 
     path = Path(model).expanduser()
@@ -98,6 +99,9 @@ def require_transformers_route(model: str) -> None:
                 "transformers route, which is not installed",
                 "install the extra: pip install 'ovchat[export]'",
             ) from e
+        from .gguf import check_optimum_exports
+
+        check_optimum_exports(str(arch), path.name)
 
 
 def check_types(reader: Any, path: Path) -> Counter[str]:

@@ -29,6 +29,9 @@ from .gguf_blocks import KEPT_TYPES, Blocks, decode, unpermute
 # Allowed difference from the GGUF's dequantization, relative to the tensor's largest weight:
 # f16 rounding of a scale, product or zero point (2^-11 relative each, a few combined).
 MAX_REL_DIFF = 2.0**-9
+# llama.cpp's converter interleaves the q/k rows for rotary embedding only for these (its
+# LlamaModel); Qwen2 and Qwen3 (NeoX-style rotary) keep Hugging Face's row order.
+PERMUTED_ARCHS = ("llama",)
 ROWS = 2048  # weights are compared and hashed this many rows at a time: memory stays small
 
 
@@ -174,6 +177,7 @@ def keep_blocks(reader: Any, xml: Path, substituted: list[str]) -> dict[str, Any
             continue
         cols, rows = int(t.shape[0]), int(t.shape[1])
         heads = n_head if ".attn_q." in t.name else n_kv if ".attn_k." in t.name else 0
+        heads = heads if arch in PERMUTED_ARCHS else 0
         # HF row order (llama.cpp's rotary interleaving of q/k undone): row i is GGUF row order[i]
         order = unpermute(np.arange(rows), heads) if heads else np.arange(rows)
         raw = np.asarray(t.data).reshape(rows, -1)

@@ -40,7 +40,11 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--long-tokens", type=int, help="long prompt length in tokens")
     p.add_argument("--threads", type=int, help="threads for torch and llama.cpp")
     p.add_argument("--reference", help="HF dir for the PyTorch engines (default: manifest)")
-    p.add_argument("--gguf", help="GGUF for llama.cpp (default: the manifest's source)")
+    p.add_argument(
+        "--gguf",
+        help="a GGUF file: llama.cpp runs it and, without -m, ovchat runs its own import of "
+        "it (exported once into the cache); default: the model's source GGUF",
+    )
     p.add_argument("--chart", metavar="PNG", help="write a bar chart")
     p.add_argument(
         "--image",
@@ -71,7 +75,12 @@ def main(args: argparse.Namespace) -> int:
             if key != "rounds":
                 s = replace(s, **{key: value})
     engines = [e.strip() for e in args.engines.split(",") if e.strip()] if args.engines else None
-    model, variants, shape = args.model, None, cast("dict[str, Any] | None", None)
+    model, gguf, variants, shape = args.model, args.gguf, None, cast("dict[str, Any] | None", None)
+    if model and str(model).lower().endswith(".gguf"):  # the file itself: both engines on it
+        if gguf and Path(gguf).expanduser().resolve() != Path(model).expanduser().resolve():
+            raise OptionError(f"two GGUF files given ({model}, {gguf})", "give one",
+                              param="gguf")  # fmt: skip
+        model, gguf = None, model
     if args.shape:
         from ..bench import lookalikes
 
@@ -92,7 +101,7 @@ def main(args: argparse.Namespace) -> int:
         device=args.device,
         properties=properties_from_args(args),
         reference=args.reference,
-        gguf=args.gguf,
+        gguf=gguf,
         variants=variants,
         rounds=rounds,
     )
@@ -118,6 +127,10 @@ def main(args: argparse.Namespace) -> int:
             f"(want ≥ {t['target']}×: {'met' if t['met'] else 'NOT met'})",
             highlight=False,
         )
+    if r.settings.get("gguf") and not r.settings.get("same_gguf") and r.engine("llamacpp"):
+        console.print(f"note: llama.cpp ran {r.settings['gguf']}, ovchat ran {r.model}, which "
+                      "was not made from that file (bench --gguf FILE alone compares the same "
+                      "file)", highlight=False)  # fmt: skip
     for name, why in r.skipped.items():
         console.print(f"skipped {name}: {why}", highlight=False)
     if args.markdown:
