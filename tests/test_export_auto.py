@@ -5,10 +5,12 @@ never the eval corpus."""
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import pytest
 from conftest import run_main
 
+import ovchat
 from ovchat.convert.calib import CALIB_PROMPTS, docstrings, load_dataset
 from ovchat.convert.recipe import Recipe
 from ovchat.errors import OptionError
@@ -155,3 +157,23 @@ def test_auto_via_cli_measures_speed_here(tiny_llama_hf, tmp_path, capsys):
     r = run_main(capsys, "export", str(tiny_llama_hf), str(out), "--recipe", "auto", "--force",
                  "--candidates", "int9")  # fmt: skip
     assert r.returncode == 2 and "--candidates" in r.stderr and "int9" in r.stderr
+
+
+def test_pull_recipe_auto_and_the_default_models_measured_choice(
+    tiny_llama_hf, tmp_path, capsys, monkeypatch
+):
+    monkeypatch.setenv("OVCHAT_HOME", str(tmp_path))
+    r = run_main(capsys, "pull", str(tiny_llama_hf), "tiny", "--recipe", "auto", "--candidates",
+                 "int8,fp16", "--max-ppl-ratio", "1000", "--min-top1", "0")  # fmt: skip
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.strip() == "tiny:auto"
+    shown = json.loads(run_main(capsys, "show", "tiny:auto", "--json").stdout)
+    tried = shown["recipe_auto"]["tried"]
+    assert [t["recipe"] for t in tried] == ["int8 asym per channel", "fp16"]
+    assert shown["recipe_asked"]["weight_format"] in ("int8", "fp16")
+    r = run_main(capsys, "pull", str(tiny_llama_hf), "tiny:int8", "--recipe", "auto")
+    assert r.returncode == 2 and "chooses one by measurement" in r.stderr
+    # The default model's bare name means its measured choice once there is one.
+    r = run_main(capsys, "cp", "tiny:auto", "smollm2:auto")
+    assert r.returncode == 0, r.stderr
+    assert ovchat.resolve("smollm2") == Path(shown["path"])

@@ -5,6 +5,8 @@ for a .gguf source the GGUF's own quantized blocks, weight format gguf: docs/ggu
 from __future__ import annotations
 
 import argparse
+from collections.abc import Callable
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ..convert.embedding import POOLINGS
@@ -168,6 +170,11 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("output_dir", help="where to write the OpenVINO model")
     add_recipe_arguments(p)
     p.add_argument("--name", help="model name recorded in the manifest")
+    add_auto_arguments(p)
+
+
+def add_auto_arguments(p: argparse.ArgumentParser) -> None:
+    """--recipe auto and its bounds, shared by `export` and `pull`."""
     auto = p.add_argument_group("choosing the recipe by measurement")
     auto.add_argument(
         "--recipe",
@@ -218,6 +225,24 @@ def _auto(args: argparse.Namespace) -> int:
     print_auto(r, args.max_ppl_ratio, args.min_top1)
     print(r.path)
     return 0
+
+
+def auto_exporter(args: argparse.Namespace) -> Callable[..., Path]:
+    """An exporter with export()'s arguments that runs --recipe auto (for `pull`)."""
+    from ..convert.calib import BUILTIN
+    from ..evals.auto import export_auto
+
+    def run(model: str, out: Path, recipe: Recipe, **kw: Any) -> Path:
+        r = export_auto(
+            model, out, max_ppl_ratio=args.max_ppl_ratio, min_top1=args.min_top1,
+            dataset=args.dataset or BUILTIN, base=recipe, force=kw.get("force", False),
+            name=kw.get("name"), generation=kw.get("generation"), why=kw.get("why"),
+            only=args.candidates, **({"progress": kw["progress"]} if kw.get("progress") else {}),
+        )  # fmt: skip
+        print_auto(r, args.max_ppl_ratio, args.min_top1)
+        return r.path
+
+    return run
 
 
 def print_auto(r: AutoResult, max_ppl_ratio: float, min_top1: float) -> None:
