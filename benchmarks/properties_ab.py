@@ -5,8 +5,9 @@ each added to the properties ovchat serves with (engine/runtime.py).
 The property sets alternate within each round (set A, B, C, ... then again), so load drift
 hits every set alike; each run is evals/speed.py's decode_speed (one warm-up, then a bounded
 decode, median of its runs); the report gives the median, min and max over the rounds.
-Fidelity: the greedy tokens of a fixed prompt compared with those of the served defaults
-(the share of positions that agree; 1.0 = the same answer); `ovchat eval` is the full measure.
+Fidelity: the greedy tokens of a fixed prompt (the batching backend, which reports token ids)
+compared with those of the served defaults (the share of positions that agree; 1.0 = the
+same answer); `ovchat eval` is the full measure.
 
     .venv/bin/python benchmarks/properties_ab.py -m smollm2 --rounds 3
     .venv/bin/python benchmarks/properties_ab.py -m smollm2:int8 --sets dq0,dq32,dq64
@@ -43,7 +44,7 @@ def greedy_tokens(model_dir: Any, props: dict[str, str]) -> list[int]:
     from ovchat.options import GenerationOptions
 
     opts = GenerationOptions(max_new_tokens=ANSWER_TOKENS, temperature=0, logprobs=True)
-    engine = Engine(model_dir, properties=props)
+    engine = Engine(model_dir, properties=props, backend="batching")  # logprobs: batching
     try:
         c = engine.generate(PROMPT, opts)
     finally:
