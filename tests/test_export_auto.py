@@ -1,19 +1,23 @@
-"""`ovchat export --recipe auto` and `--dataset`: recipes tried in order, scored against the
-reference, the first within the bounds kept; calibration text never the eval corpus."""
+"""`ovchat export --recipe auto` and `--dataset`: each candidate scored against the reference,
+the decode speed of those within the bounds measured here, the fastest kept; calibration text
+never the eval corpus."""
 
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import pytest
 from conftest import run_main
 
+import ovchat
 from ovchat.convert.calib import CALIB_PROMPTS, docstrings, load_dataset
 from ovchat.convert.recipe import Recipe
 from ovchat.errors import OptionError
-from ovchat.evals.auto import candidates, export_auto
+from ovchat.evals.auto import CANDIDATE_KEYS, candidate_key, candidates, choose, export_auto
 from ovchat.evals.corpus import corpus_text
 from ovchat.evals.prompts import PROMPTS
+from ovchat.evals.speed import ISA_FLAGS
 
 TINY_INT4 = Recipe(weight_format="int4", group_size=16, ratio=1.0, sym=True)
 
@@ -71,31 +75,105 @@ def test_awq_with_a_text_file(tiny_llama_hf, tmp_path, capsys):
     assert r.returncode == 2 and "--dataset" in r.stderr
 
 
-def test_auto_keeps_the_first_recipe_within_the_bounds(tiny_llama_hf, tmp_path):
+def test_auto_keeps_the_fastest_of_the_faithful(tiny_llama_hf, tmp_path):
+    """Speeds come in through the measuring seam; fidelity is measured for real. The
+    unfaithful candidate is never timed, and the later, faster faithful one is kept."""
+    speeds = iter([10.0, 30.0])
+    timed: list[str] = []
+
+    def meter(d):
+        timed.append(
+            json.loads((d / "ovchat.json").read_text())["recipe"]["asked"]["weight_format"]
+        )
+        return {"tokens_per_second": next(speeds)}
+
     rows: list[dict] = []
+    fp32 = Recipe(weight_format="fp32")
     r = export_auto(
         str(tiny_llama_hf), tmp_path / "auto", max_ppl_ratio=1.001, min_top1=0.999,
-        recipes=[("int4 g16", TINY_INT4), ("fp32", Recipe(weight_format="fp32"))],
+        recipes=[("fp32 a", fp32), ("int4 g16", TINY_INT4), ("fp32 b", fp32)],
         max_tokens=600, window=128, progress=lambda s: None, on_row=rows.append,
+        measure_speed=meter,
     )  # fmt: skip
-    assert [row["recipe"] for row in r.rows] == ["int4 g16", "fp32"] and rows == r.rows
-    assert not r.rows[0]["met"] and r.rows[0]["top1"] < 0.999  # int4 measured, not assumed
-    assert r.rows[1]["met"] and r.chosen == "fp32" and r.met
+    assert [row["recipe"] for row in r.rows] == ["fp32 a", "int4 g16", "fp32 b"] and rows == r.rows
+    assert not r.rows[1]["met"] and r.rows[1]["top1"] < 0.999  # int4 measured, not assumed
+    assert r.rows[1]["decode_tok_s"] is None and timed == ["fp32", "fp32"]
+    assert [row["decode_tok_s"] for row in r.rows] == [10.0, None, 30.0]
+    assert r.chosen == "fp32 b" and r.met and "30.0 tokens/s" in r.why
     m = json.loads((r.path / "ovchat.json").read_text())
-    assert m["recipe"]["asked"]["weight_format"] == "fp32"
-    assert m["recipe"]["auto"]["tried"] == r.rows
+    auto = m["recipe"]["auto"]
+    assert auto["tried"] == r.rows and auto["chosen"] == "fp32 b" and auto["why"] == r.why
+    assert auto["cpu"]["class"] in ("amx", "avx512_vnni", "avx512", "avx2", "other")
+    assert auto["cpu"]["model"] and set(auto["cpu"]["flags"]) <= set(ISA_FLAGS)
     assert not list(tmp_path.glob(".auto*"))  # the candidates are cleaned up
 
 
-def test_auto_via_cli_stops_at_the_first_that_passes(tiny_llama_hf, tmp_path, capsys):
+def test_choose_falls_back_to_the_most_faithful():
+    rows = [
+        {"recipe": "a", "met": False, "ppl_ratio": 1.3, "top1": 0.7, "decode_tok_s": None},
+        {"recipe": "b", "met": False, "ppl_ratio": 1.1, "top1": 0.8, "decode_tok_s": None},
+    ]
+    assert choose(rows)[0] == 1 and "most faithful" in choose(rows)[1]
+    rows.append({"recipe": "c", "met": True, "ppl_ratio": 1.0, "top1": 1.0, "decode_tok_s": 5.0})
+    rows.append({"recipe": "d", "met": True, "ppl_ratio": 1.0, "top1": 1.0, "decode_tok_s": 7.5})
+    assert choose(rows)[0] == 3 and "c 5.0" in choose(rows)[1]
+
+
+def test_candidates_by_name():
+    keys = [candidate_key(r) for _, r in candidates(True, "builtin", Recipe())]
+    assert keys == list(CANDIDATE_KEYS)
+    only = candidates(False, "builtin", Recipe(), ["int8", "int4"])
+    assert [r.weight_format for _, r in only] == ["int4", "int8"]
+    for bad, why in ((["int3"], "unknown candidate int3"), (["gguf"], "needs a .gguf")):
+        with pytest.raises(OptionError, match=why) as e:
+            candidates(False, "builtin", Recipe(), bad)
+        assert e.value.param == "candidates"
+
+
+def test_auto_via_cli_measures_speed_here(tiny_llama_hf, tmp_path, capsys):
     out = tmp_path / "auto"
-    r = run_main(capsys, "export", str(tiny_llama_hf), str(out), "--recipe", "auto",
-                 "--max-ppl-ratio", "1000", "--min-top1", "0")  # fmt: skip
+    r = run_main(capsys, "export", str(tiny_llama_hf), str(out), "--recipe", "auto", "--candidates",
+                 "int8,fp16", "--max-ppl-ratio", "1000", "--min-top1", "0")  # fmt: skip
     assert r.returncode == 0, r.stderr
     assert r.stdout.strip() == str(out)
-    assert "recipes tried" in r.stderr and "optimum-intel's" in r.stderr
-    tried = json.loads((out / "ovchat.json").read_text())["recipe"]["auto"]["tried"]
-    assert len(tried) == 1 and tried[0]["met"]  # the fastest already passes loose bounds
+    said = " ".join(r.stderr.split())
+    assert "recipes measured on" in said and "the fastest of the 2 within the bounds" in said
+    auto = json.loads((out / "ovchat.json").read_text())["recipe"]["auto"]
+    tried = auto["tried"]
+    assert [t["recipe"] for t in tried] == ["int8 asym per channel", "fp16"]
+    assert all(t["met"] and t["decode_tok_s"] > 0 for t in tried)  # both timed, for real
+    assert all(t["decode"]["runs"] == 3 and len(t["decode"]["values"]) == 3 for t in tried)
+    fastest = max(tried, key=lambda t: t["decode_tok_s"])
+    assert auto["chosen"] == fastest["recipe"] and f"kept {fastest['recipe']}:" in said
+    asked = json.loads((out / "ovchat.json").read_text())["recipe"]["asked"]["weight_format"]
+    assert asked == {"int8 asym per channel": "int8", "fp16": "fp16"}[fastest["recipe"]]
+    r = run_main(capsys, "show", str(out))
+    assert r.returncode == 0, r.stderr
+    assert "chosen by" in r.stdout and auto["cpu"]["class"] in r.stdout
+    assert r.stdout.count("candidate") == 2 and "(kept)" in r.stdout
     r = run_main(capsys, "export", str(tiny_llama_hf), str(out), "--recipe", "auto",
                  "--min-top1", "2")  # fmt: skip
     assert r.returncode == 2 and "--min-top1" in r.stderr
+    r = run_main(capsys, "export", str(tiny_llama_hf), str(out), "--recipe", "auto", "--force",
+                 "--candidates", "int9")  # fmt: skip
+    assert r.returncode == 2 and "--candidates" in r.stderr and "int9" in r.stderr
+
+
+def test_pull_recipe_auto_and_the_default_models_measured_choice(
+    tiny_llama_hf, tmp_path, capsys, monkeypatch
+):
+    monkeypatch.setenv("OVCHAT_HOME", str(tmp_path))
+    r = run_main(capsys, "pull", str(tiny_llama_hf), "tiny", "--recipe", "auto", "--candidates",
+                 "int8,fp16", "--max-ppl-ratio", "1000", "--min-top1", "0")  # fmt: skip
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.strip() == "tiny:auto"
+    shown = json.loads(run_main(capsys, "show", "tiny:auto", "--json").stdout)
+    tried = shown["recipe_auto"]["tried"]
+    assert [t["recipe"] for t in tried] == ["int8 asym per channel", "fp16"]
+    assert shown["recipe_asked"]["weight_format"] in ("int8", "fp16")
+    r = run_main(capsys, "pull", str(tiny_llama_hf), "tiny:int8", "--recipe", "auto")
+    assert r.returncode == 2 and "chooses one by measurement" in r.stderr
+    # The default model's bare name means its measured choice once there is one.
+    r = run_main(capsys, "cp", "tiny:auto", "smollm2:auto")
+    assert r.returncode == 0, r.stderr
+    assert ovchat.resolve("smollm2") == Path(shown["path"])

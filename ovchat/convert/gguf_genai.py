@@ -211,7 +211,10 @@ def _write_hf_tokenizer(src: Path, ir: Path) -> bool:
 
 
 # genai reads and compiles in a process of its own: what it holds is gone when it ends, so
-# the memory peak of a pull is the larger of its and the check's, not their sum.
+# the memory peak of a pull is the larger of its and the check's, not their sum. Nothing in
+# genai's API builds the IR without compiling it too (LLMPipeline is the only door), and the
+# compile is most of its time and memory; at OPENVINO_LOG_LEVEL 4 its GGUF reader says when
+# each file is saved, so the process is stopped once the IR and both tokenizers are written.
 _GENAI_SCRIPT = (
     "import sys, openvino_genai as g\n"
     "try:\n"
@@ -221,18 +224,37 @@ _GENAI_SCRIPT = (
     "    print(lines[-1] if lines else type(e).__name__, file=sys.stderr)\n"
     "    sys.exit(3)\n"
 )
+_SAVED = "Save generated OpenVINO model to:"  # genai's GGUF reader, at log level 4
+GENAI_FILES = ("openvino_model.xml", "openvino_tokenizer.xml", "openvino_detokenizer.xml")
 
 
 def _genai_write_ir(given: Path, name: str) -> None:
-    """openvino-genai's reader over `given`: the IR and tokenizers appear beside it."""
+    """openvino-genai's reader over `given`: the IR and tokenizers appear beside it (the
+    reader's process is stopped as soon as they are all saved: its compile is not needed)."""
     import subprocess
     import sys
+    import tempfile
 
-    r = subprocess.run(
-        [sys.executable, "-c", _GENAI_SCRIPT, str(given)], capture_output=True, text=True
-    )
-    if r.returncode != 0:
-        last = (r.stderr.strip().splitlines() or [f"exit status {r.returncode}"])[-1][:200]
+    env = {**os.environ, "OPENVINO_LOG_LEVEL": "4"}
+    with tempfile.TemporaryFile("w+") as err:
+        p = subprocess.Popen([sys.executable, "-c", _GENAI_SCRIPT, str(given)], env=env,
+                             stdout=subprocess.PIPE, stderr=err, text=True)  # fmt: skip
+        saved: set[str] = set()
+        assert p.stdout is not None
+        for line in p.stdout:
+            if _SAVED in line and "done" in line:
+                saved.update(f for f in GENAI_FILES if f in line)
+                if saved == set(GENAI_FILES):
+                    p.kill()  # all written; what is left is the compile
+                    break
+        p.stdout.close()
+        code = p.wait()
+        if saved == set(GENAI_FILES) and all((given.parent / f).is_file() for f in GENAI_FILES):
+            return
+        err.seek(0)
+        text = err.read()
+    if code != 0:
+        last = (text.strip().splitlines() or [f"exit status {code}"])[-1][:200]
         raise GenaiReadError(
             f"openvino-genai could not read {name}: {last}",
             "install 'ovchat[export]' to take the transformers route (ovchat export "

@@ -15,8 +15,10 @@ reference code), and:
 
 from __future__ import annotations
 
+import ctypes
 import hashlib
 import os
+import sys
 from collections import Counter
 from pathlib import Path
 from typing import Any
@@ -148,6 +150,31 @@ def _compare(ref: Any, mine: Any, theirs: Any, rows: int) -> tuple[float, float,
     return amax, err_mine, err_theirs
 
 
+MADV_DONTNEED = 4  # Linux <sys/mman.h>
+
+
+def drop_pages(*files: Path) -> None:
+    """Let go of the resident pages of this process's read-only mappings of `files` (gguf-py's
+    memmap of the GGUF, OpenVINO's of the IR's weights): pages touched once for one tensor
+    would otherwise stay counted until the end, so a pull would hold the GGUF and the IR
+    whole. A read-only mapping has no pages of its own to lose: what is touched again is read
+    back from the file. By hand (madvise through ctypes) because neither gguf-py nor OpenVINO
+    lets go of a mapping's pages; Linux only, elsewhere nothing is done."""
+    if sys.platform != "linux":
+        return
+    want = {str(f.resolve()) for f in files}
+    try:
+        maps = Path("/proc/self/maps").read_text().splitlines()
+        libc = ctypes.CDLL(None, use_errno=True)
+    except OSError:
+        return
+    for line in maps:
+        parts = line.split(maxsplit=5)
+        if len(parts) == 6 and parts[5] in want and "w" not in parts[1]:
+            lo, hi = (int(x, 16) for x in parts[0].split("-"))
+            libc.madvise(ctypes.c_void_p(lo), ctypes.c_size_t(hi - lo), MADV_DONTNEED)
+
+
 def _heads(reader: Any, arch: str) -> tuple[int, int]:
     def num(key: str) -> int | None:
         f = reader.fields.get(f"{arch}.{key}")
@@ -158,20 +185,24 @@ def _heads(reader: Any, arch: str) -> tuple[int, int]:
 
 
 def keep_blocks(reader: Any, xml: Path, substituted: list[str]) -> dict[str, Any]:
-    """Check and, where needed, replace every quantized weight of genai's IR at `xml`."""
+    """Check and, where needed, replace every quantized weight of genai's IR at `xml`
+    (`reader`: gguf-py's over the GGUF; both files' pages are let go tensor by tensor)."""
     import openvino as ov
     from gguf import quants
 
     arch = str(reader.fields["general.architecture"].contents())
     n_head, n_kv = _heads(reader, arch)
+    mapped = (Path(str(reader.data.filename)), xml.with_suffix(".bin"))
     model = ov.Core().read_model(str(xml))
     index = _index(model)
+    drop_pages(*mapped)
     kept_genai: Counter[str] = Counter()
     kept_ovchat: Counter[str] = Counter()
     as_f16: Counter[str] = Counter()
     genai_worst: dict[str, float] = {}
     worst = 0.0
     for t in reader.tensors:
+        drop_pages(*mapped)
         kind = t.tensor_type.name
         if len(t.shape) != 2 or kind in ("F32", "F16", "BF16"):
             continue
@@ -226,6 +257,7 @@ def keep_blocks(reader: Any, xml: Path, substituted: list[str]) -> dict[str, Any
             for ti in list(out.output(0).get_target_inputs()):
                 ti.replace_source_output(sub.output(0))
         kept_ovchat[kind] += 1
+    drop_pages(*mapped)
     model.validate_nodes_and_infer_types()
     tmp = xml.with_name("_blocks.xml")
     ov.save_model(model, str(tmp), compress_to_fp16=False)

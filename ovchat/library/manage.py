@@ -90,6 +90,7 @@ def show_model(model: str) -> dict[str, Any]:
         "source": m.get("source"),
         "recipe_asked": recipe.get("asked"),
         "recipe_applied": recipe.get("applied"),
+        "recipe_auto": recipe.get("auto"),  # --recipe auto: CPU, candidates, choice, why
         "fidelity": _json(path / EVAL_FILE),
         "chat_template": _chat_template(path),
         "generation": _generation(path),

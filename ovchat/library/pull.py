@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -19,7 +20,15 @@ from ..paths import file_lock, models_dir
 from ..progress import Progress, printer
 from .default import KNOWN, KnownModel
 from .held import holders
-from .names import RECIPE_TAGS, Ref, check_tag_recipe, name_from_source, parse_ref, recipe_for_tag
+from .names import (
+    AUTO_TAG,
+    RECIPE_TAGS,
+    Ref,
+    check_tag_recipe,
+    name_from_source,
+    parse_ref,
+    recipe_for_tag,
+)
 from .ollama import PREFIX, is_ollama
 from .ollama import resolve as resolve_ollama
 from .store import (
@@ -46,21 +55,30 @@ def pull(
     progress: Progress | None = None,
     generation: dict[str, Any] | None = None,
     embedding: dict[str, Any] | None = None,
+    exporter: Exporter | None = None,
+    tag: str | None = None,
 ) -> Entry:
-    """Export `source` (HF id, HF dir, .gguf, or `ollama:NAME[:TAG]`) into the library as
-    `name` (`name:tag`; default: named after the source, tagged with its weight format).
+    """Export `source` (HF id, HF dir, .gguf, `ollama:NAME[:TAG]`, or a model the library
+    knows, `smollm2`) into the library as `name` (`name:tag`; default: named after the
+    source, tagged `tag`, else with its weight format).
 
-    `force` replaces an existing `name:tag`. The other arguments are `export()`'s.
+    `force` replaces an existing `name:tag`. `exporter` exports instead of `export()` (with
+    its arguments; `--recipe auto` measures recipes). The other arguments are `export()`'s.
     """
     recipe = (recipe or Recipe()).validate()
     display = None
+    known = KNOWN.get(source) if not Path(source).expanduser().exists() else None
+    if known is not None:  # its own source, name and sampling settings
+        source, name, display = known.source(), name or known.name, known.display
+        generation = known.generation if generation is None else generation
     if is_ollama(source):  # a model in the local Ollama store: its GGUF blob, no download
         display = source.removeprefix(PREFIX)
         link, ollama_name = resolve_ollama(source)
         source, name = str(link), name or ollama_name
     ref = parse_ref(name, param="name") if name else Ref(name_from_source(source))
-    tag = ref.tag or recipe.weight_format
-    check_tag_recipe(tag, recipe)
+    tag = ref.tag or tag or recipe.weight_format
+    if exporter is None:
+        check_tag_recipe(tag, recipe)
     local = Path(source).expanduser()
     return _pull(
         source,
@@ -72,7 +90,12 @@ def pull(
         embedding=embedding,
         # the manifest's name: a hub id as is, a local dir or file by its own name
         display=display or (local.stem if local.exists() else source),
+        known=known if known is not None and tag != AUTO_TAG else None,
+        exporter=exporter,
     )
+
+
+Exporter = Callable[..., Path]  # export()'s arguments → the export's path
 
 
 def _pull(
@@ -87,6 +110,7 @@ def _pull(
     display: str | None = None,
     known: KnownModel | None = None,
     first_use: bool = False,
+    exporter: Exporter | None = None,
 ) -> Entry:
     from ..convert.export import export
     from ..convert.gguf_genai import runtime_only
@@ -115,9 +139,9 @@ def _pull(
             kept = known.dirs.get(ref.tag) if known else None
             out = models_dir() / kept if kept else new_dir(ref.name, ref.tag)
             if not (known is not None and known.complete(out) and not force):
-                export(source, out, recipe, force=True, name=display, progress=say,
-                       generation=generation, embedding=embedding,
-                       why=known.why if known else None)  # fmt: skip
+                (exporter or export)(source, out, recipe, force=True, name=display,
+                                     progress=say, generation=generation, embedding=embedding,
+                                     why=known.why if known else None)  # fmt: skip
             with locked():
                 others = [e for e in list_entries(ref.name) if e.tag != ref.tag]
                 default = (

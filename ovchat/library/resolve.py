@@ -19,7 +19,7 @@ from ..modeldir import check_model_dir, is_model_dir
 from ..paths import models_dir
 from ..progress import Progress
 from .default import DEFAULT_LIBRARY_NAME, KNOWN
-from .names import RECIPE_TAGS, Ref, close_matches, looks_like_path, parse_ref
+from .names import AUTO_TAG, RECIPE_TAGS, Ref, close_matches, looks_like_path, parse_ref
 from .pull import adopt_known, pull_on_first_use
 from .store import Entry, find_ref, list_entries
 
@@ -56,10 +56,14 @@ def find_entry(ref: Ref, progress: Progress | None = None, pull: bool = True) ->
     """The library entry for `ref`, pulled first (unless not `pull`) if it is a recipe tag
     of a model whose source is known."""
     known = KNOWN.get(ref.name)
-    if known is not None and ref.tag is None:
-        ref = ref.with_tag(known.default_tag)
     with contextlib.suppress(StorageError):  # a read-only library still serves what it has
         adopt_known()
+    if known is not None and ref.tag is None:
+        # the recipe measured fastest among the faithful on this machine (pull --recipe auto)
+        # once it is there, else the default recipe
+        measured = find_ref(ref.with_tag(AUTO_TAG))
+        auto = measured is not None and measured.dir.is_dir()
+        ref = ref.with_tag(AUTO_TAG if auto else known.default_tag)
     entry = find_ref(ref)
     if known is not None and ref.tag in known.dirs:
         path = models_dir() / known.dirs[ref.tag]

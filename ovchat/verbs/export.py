@@ -5,7 +5,9 @@ for a .gguf source the GGUF's own quantized blocks, weight format gguf: docs/ggu
 from __future__ import annotations
 
 import argparse
-from typing import Any
+from collections.abc import Callable
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 from ..convert.embedding import POOLINGS
 from ..convert.recipe import (
@@ -19,8 +21,11 @@ from ..convert.recipe import (
     WEIGHT_FORMATS,
     Recipe,
 )
-from ..evals.auto import DEFAULT_MAX_PPL_RATIO, DEFAULT_MIN_TOP1
+from ..evals.auto import CANDIDATE_KEYS, DEFAULT_MAX_PPL_RATIO, DEFAULT_MIN_TOP1
 from ..modeldir import EMBEDDING_TASKS, RERANK_TASKS, SPEECH_TASKS
+
+if TYPE_CHECKING:
+    from ..evals.auto import AutoResult
 
 # Embedding models lose more to int4 than chat models do; int8 keeps them close (README).
 DEFAULT_EMBEDDING_WEIGHT_FORMAT = "int8"
@@ -36,6 +41,7 @@ FLAGS = {
     "dataset": "--dataset",
     "max_ppl_ratio": "--max-ppl-ratio",
     "min_top1": "--min-top1",
+    "candidates": "--candidates",
 }
 SENSITIVITY_METRICS = ("hessian_input_activation", "mean_activation_variance",
                        "max_activation_variance", "mean_activation_magnitude",
@@ -164,12 +170,24 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("output_dir", help="where to write the OpenVINO model")
     add_recipe_arguments(p)
     p.add_argument("--name", help="model name recorded in the manifest")
+    add_auto_arguments(p)
+
+
+def add_auto_arguments(p: argparse.ArgumentParser) -> None:
+    """--recipe auto and its bounds, shared by `export` and `pull`."""
     auto = p.add_argument_group("choosing the recipe by measurement")
     auto.add_argument(
         "--recipe",
         choices=("auto",),
-        help="auto: try recipes from the fastest to the most faithful, keep the first that "
-        "meets --max-ppl-ratio and --min-top1 (README: Choosing a recipe)",
+        help="auto: export each candidate recipe, score it against the reference, measure "
+        "the decode speed here of those that meet --max-ppl-ratio and --min-top1, keep the "
+        "fastest of them (docs: Choosing a recipe)",
+    )
+    auto.add_argument(
+        "--candidates",
+        type=lambda v: [k.strip() for k in v.split(",") if k.strip()],
+        help=f"with --recipe auto: only these, comma-separated ({', '.join(CANDIDATE_KEYS)}; "
+        "default all that apply: fewer is quicker)",
     )
     auto.add_argument("--max-ppl-ratio", type=float, default=DEFAULT_MAX_PPL_RATIO,
                       help="perplexity at most this times the reference's")  # fmt: skip
@@ -196,29 +214,71 @@ def main(args: argparse.Namespace) -> int:
 
 
 def _auto(args: argparse.Namespace) -> int:
-    from rich.console import Console
-    from rich.table import Table
-
     from ..convert.calib import BUILTIN
     from ..evals.auto import export_auto
 
-    console = Console(stderr=True)
     r = export_auto(
         args.model, args.output_dir, max_ppl_ratio=args.max_ppl_ratio, min_top1=args.min_top1,
         dataset=args.dataset or BUILTIN, base=recipe_from_args(args), force=args.force,
-        name=args.name,
+        name=args.name, only=args.candidates,
     )  # fmt: skip
-    t = Table(title=f"recipes tried (bounds: ppl <= {args.max_ppl_ratio}x, top-1 >= "
-              f"{args.min_top1}, {r.rows[0]['tokens']} tokens)")  # fmt: skip
-    for col in ("recipe", "size MB", "ppl x ref", "top-1", "mean KL", "export s", "meets"):
-        t.add_column(col, justify="left" if col == "recipe" else "right")
-    for row in r.rows:
-        t.add_row(row["recipe"], f"{row['size_mb']:.0f}", f"{row['ppl_ratio']:.3f}",
-                  f"{row['top1']:.3f}", f"{row['mean_kl']:.4f}", f"{row['export_seconds']:.0f}",
-                  "yes" if row["met"] else "no")  # fmt: skip
-    console.print(t)
-    if not r.met:
-        console.print(f"note: no recipe met the bounds; kept the last tried ({r.chosen})",
-                      highlight=False)  # fmt: skip
+    print_auto(r, args.max_ppl_ratio, args.min_top1)
     print(r.path)
     return 0
+
+
+def auto_exporter(args: argparse.Namespace) -> Callable[..., Path]:
+    """An exporter with export()'s arguments that runs --recipe auto (for `pull`)."""
+    from ..convert.calib import BUILTIN
+    from ..evals.auto import export_auto
+
+    def run(model: str, out: Path, recipe: Recipe, **kw: Any) -> Path:
+        r = export_auto(
+            model, out, max_ppl_ratio=args.max_ppl_ratio, min_top1=args.min_top1,
+            dataset=args.dataset or BUILTIN, base=recipe, force=kw.get("force", False),
+            name=kw.get("name"), generation=kw.get("generation"), why=kw.get("why"),
+            only=args.candidates, **({"progress": kw["progress"]} if kw.get("progress") else {}),
+        )  # fmt: skip
+        print_auto(r, args.max_ppl_ratio, args.min_top1)
+        return r.path
+
+    return run
+
+
+def print_auto(r: AutoResult, max_ppl_ratio: float, min_top1: float) -> None:
+    """What --recipe auto measured, as a table on stderr, and what it kept and why."""
+    from rich.console import Console
+    from rich.table import Table
+
+    console = Console(stderr=True)
+    cpu = r.cpu
+    t = Table(
+        title=f"recipes measured on {cpu.get('model')} ({cpu.get('class')}; bounds: ppl <= "
+        f"{max_ppl_ratio}x, top-1 >= {min_top1}, {r.rows[0]['tokens']} tokens)"
+    )
+    for col in (
+        "recipe",
+        "size MB",
+        "ppl x ref",
+        "top-1",
+        "mean KL",
+        "decode tok/s",
+        "export s",
+        "meets",
+    ):
+        t.add_column(col, justify="left" if col == "recipe" else "right")
+    for row in r.rows:
+        d = row.get("decode")
+        tps = f"{d['tokens_per_second']:.1f} ({d['min']:.0f}-{d['max']:.0f})" if d else "-"
+        t.add_row(
+            row["recipe"],
+            f"{row['size_mb']:.0f}",
+            f"{row['ppl_ratio']:.3f}",
+            f"{row['top1']:.3f}",
+            f"{row['mean_kl']:.4f}",
+            tps,
+            f"{row['export_seconds']:.0f}",
+            "yes" if row["met"] else "no",
+        )
+    console.print(t)
+    console.print(f"kept {r.chosen}: {r.why}", highlight=False)  # fmt: skip

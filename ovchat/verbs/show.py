@@ -30,6 +30,35 @@ def _applied(applied: dict[str, Any] | None) -> str:
     return text or "unknown"
 
 
+def _auto_lines(auto: dict[str, Any] | None) -> list[tuple[str, str]]:
+    """What `--recipe auto` measured: the CPU, each candidate's fidelity and speed, the
+    choice and why."""
+    if not auto:
+        return []
+    cpu = auto.get("cpu") or {}
+    flags = ", ".join(cpu.get("flags") or []) or "none of note"
+    out = [
+        (
+            "chosen by",
+            f"measurement on {cpu.get('model', '?')} (class {cpu.get('class', '?')}"
+            f"; {flags}) {auto.get('measured', '')}: {auto.get('why', '')}",
+        )
+    ]
+    for row in auto.get("tried") or []:
+        speed = row.get("decode_tok_s")
+        tps = f"{speed:.1f} tokens/s" if speed is not None else "speed not measured"
+        kept = " (kept)" if row.get("recipe") == auto.get("chosen") else ""
+        out.append(
+            (
+                "  candidate",
+                f"{row.get('recipe')}: ppl {row.get('ppl_ratio', 0):.3f}×, "
+                f"top-1 {row.get('top1', 0):.3f}, {row.get('size_mb', 0):.0f} MB, {tps}, "
+                f"{'within' if row.get('met') else 'outside'} the bounds{kept}",
+            )
+        )
+    return out  # fmt: skip
+
+
 def main(args: argparse.Namespace) -> int:
     m = show_model(args.model)
     if args.json:
@@ -47,6 +76,7 @@ def main(args: argparse.Namespace) -> int:
         ("applied", _applied(m["recipe_applied"])),
         ("created", f"{m['created'] or '?'} in {m['export_seconds'] or '?'} s"),
     ]
+    lines += _auto_lines(m.get("recipe_auto"))
     fid = m["fidelity"]
     if fid and fid.get("rows"):
         row = fid["rows"][0]
