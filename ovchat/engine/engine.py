@@ -262,7 +262,7 @@ class Engine(PlanningFront):
         return EngineStatus(active=int(self._lock.locked()), pending=0, kv_cache_usage=0.0)
 
     # -- internals -------------------------------------------------------------------------
-    def _config(self, options: GenerationOptions, constraint: Constraint | None) -> Any:
+    def _config(self, options: GenerationOptions, constraint: Constraint | None = None) -> Any:
         """genai's config for `options` and the chosen constraint, checked by genai now
         rather than mid-generation."""
         if self.backend == "pipeline":

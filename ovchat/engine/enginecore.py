@@ -60,6 +60,7 @@ def main(conn: Connection, args: wire.EngineArgs) -> None:
         return
     conn.send(wire.Ready(time.perf_counter() - t0, os.getpid(), engine.kv_pool_tokens))
     core = _Core(conn, engine)
+    core.flush()  # the status as loaded (and warmed up): the KV pool's size before any request
     try:
         core.serve()
     finally:
